@@ -1,0 +1,46 @@
+"""`resnet-sweep`: one argparse sub-command per module in orchestrator/commands (PRODUCT.md's table).
+
+Each command module has `add_arguments(parser)` and `run(args) -> int` and keeps heavy imports (ray, mlflow)
+inside `run`, so `resnet-sweep models` starts in a second. Exit codes: 0 success, 2 bad input, 1 failure at run
+time.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from resnet_core.specio import SpecError
+
+# (command, module under orchestrator.commands, one-line help)
+COMMANDS: list[tuple[str, str, str]] = [
+    ("models", "models", "architectures with params and multiply-adds beside the papers' figures"),
+]
+
+
+class CliError(Exception):
+    """Bad command-line input that is not a spec error (a missing file, an unknown sweep); exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="resnet-sweep", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module_name, help_text in COMMANDS:
+        module = importlib.import_module(f"orchestrator.commands.{module_name}")
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(sub)
+        sub.set_defaults(handler=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (SpecError, CliError) as err:
+        print(f"resnet-sweep {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

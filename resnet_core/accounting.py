@@ -1,0 +1,60 @@
+"""Parameters and multiply-adds counted from the built model, the way the paper counts "FLOPs".
+
+Multiply-adds are those of convolutions and fully-connected layers for one image (ResNet Table 1). Models are
+built on the meta device, so counting ResNet-152 at 224x224 costs no memory and no arithmetic.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from resnet_core.layout import net_layout
+from resnet_core.model import build_model
+from resnet_core.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    params: int
+    macs: int  # multiply-adds for one image at `image_size`
+    image_size: int
+    response_layers: int  # 3x3 layers Figure 7 measures
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(model: nn.Module, image_size: int) -> int:
+    """Multiply-adds of every Conv2d and Linear for one image (the paper's FLOPs)."""
+    total = 0
+
+    def conv_hook(m: nn.Conv2d, _inp: tuple, out: torch.Tensor) -> None:
+        nonlocal total
+        kh, kw = m.kernel_size
+        total += out[0].numel() * (m.in_channels // m.groups) * kh * kw
+
+    def linear_hook(m: nn.Linear, _inp: tuple, out: torch.Tensor) -> None:
+        nonlocal total
+        total += m.in_features * m.out_features
+
+    handles = [m.register_forward_hook(conv_hook if isinstance(m, nn.Conv2d) else linear_hook)
+               for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    device = next(model.parameters()).device
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, 3, image_size, image_size, device=device))
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+def model_cost(spec: ModelSpec, num_classes: int, image_size: int | None = None) -> ModelCost:
+    """Cost of the network `spec` describes, at the layout's native resolution unless told otherwise."""
+    size = image_size or net_layout(spec).image_size
+    with torch.device("meta"):
+        model = build_model(spec, num_classes)
+    return ModelCost(count_params(model), count_macs(model, size), size, len(model.response_layers()))

@@ -1,0 +1,182 @@
+"""The one frozen, typed description of a trial: model, data, optimisation, runtime.
+
+Every field defaults to the paper's choice (He et al. 2015, Sec. 4.2 for CIFAR, Sec. 3.4 for ImageNet), so a
+spec built from `{}` is the paper's ResNet-20 on CIFAR-10. Fields that default to None are resolved in
+`__post_init__` to the paper's per-family value, so a built spec (and its MLflow params) always says what ran.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from resnet_core.specio import SpecError, from_dict, to_dict
+
+Family = Literal["cifar", "imagenet", "resnext"]
+Shortcut = Literal["A", "B", "C"]
+
+
+def _set(spec: Any, name: str, value: Any) -> None:
+    object.__setattr__(spec, name, value)  # resolving defaults of a frozen dataclass, once, in __post_init__
+
+
+def _positive(key: str, value: float | int | None, what: str = "a positive number") -> None:
+    if value is not None and value <= 0:
+        raise SpecError(key, value, what)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One ResNet family member. Depth and stage layout are checked by `resnet_core.layout`."""
+
+    family: Family = "cifar"
+    depth: int | None = None  # None: 6n+2 from `n` on CIFAR, else 20 / 50 / 29 by family
+    n: int | None = None  # CIFAR: blocks per stage (depth = 6n+2; ResNeXt-29 on CIFAR: depth = 9n+2)
+    shortcut: Shortcut | None = None  # None: A on CIFAR (Sec. 4.2), B on ImageNet (Sec. 3.3, Table 3)
+    residual: bool = True  # false: the paper's plain net, same layers without shortcuts
+    preact: bool = False  # pre-activation blocks (He et al. 2016, "Identity Mappings"); the 2015 paper is post-act
+    cardinality: int | None = None  # ResNeXt C; None: 1 for ResNets, 8 for ResNeXt-29, 32 for ResNeXt-50/101
+    width: int | None = None  # bottleneck width per group d; None: 64 for ResNets and ResNeXt-29, 4 for 50/101
+    stride_on: Literal["1x1", "3x3"] = "1x1"  # downsampling bottleneck's stride: paper's 1x1, torchvision's 3x3
+    zero_init_last_bn: bool = False  # the paper initialises every BN to identity (Goyal et al. zero the last)
+
+    def __post_init__(self) -> None:
+        from resnet_core.layout import net_layout, resolve_depth  # layout imports this module's types
+
+        _positive("cardinality", self.cardinality, "a whole number >= 1")
+        _positive("width", self.width, "a whole number >= 1")
+        depth, n = resolve_depth(self.family, self.depth, self.n)
+        _set(self, "depth", depth)
+        _set(self, "n", n)
+        if self.shortcut is None:
+            _set(self, "shortcut", "A" if self.family == "cifar" else "B")
+        is_cifar_resnext = self.family == "resnext" and n is not None
+        if self.cardinality is None:
+            _set(self, "cardinality", {"cifar": 1, "imagenet": 1}.get(self.family, 8 if is_cifar_resnext else 32))
+        if self.width is None:
+            _set(self, "width", 4 if self.family == "resnext" and not is_cifar_resnext else 64)
+        if self.family == "cifar" and (self.cardinality != 1 or self.width != 64):
+            raise SpecError("cardinality", self.cardinality,
+                            "1 (grouped convolutions need bottleneck blocks: use family resnext)")
+        net_layout(self)  # raises SpecError for shapes that cannot be built
+
+    @property
+    def name(self) -> str:
+        """Readable architecture name, as the papers write it: resnet110, plain20, resnext29_8x64d."""
+        if self.family == "resnext":
+            return f"resnext{self.depth}_{self.cardinality}x{self.width}d"
+        kind = "resnet" if self.residual else "plain"
+        return f"{kind}{self.depth}" + ("-preact" if self.preact else "")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    dataset: Literal["cifar10", "cifar100", "imagenet", "synthetic"] = "cifar10"
+    root: str = "~/.cache/cifar10"  # cifar-10-batches-py / cifar-100-python inside it, or train/ val/ for ImageNet
+    download: bool = False  # let torchvision fetch CIFAR when the machine is online
+    train_limit: int | None = None  # first N training images, for quick runs
+    test_limit: int | None = None
+    val_split: int = 0  # hold out the last N training images (the paper chose 64k iterations on 45k/5k)
+    augment: bool = True  # pad 4, random 32x32 crop, horizontal flip (Sec. 4.2)
+    normalize: Literal["pixel_mean", "channel"] = "pixel_mean"  # Sec. 4.2 subtracts the per-pixel mean
+    image_size: int | None = None  # synthetic only; None: 32 (224 for ImageNet-shaped synthetic data)
+    num_classes: int | None = None  # synthetic only; None: 10
+    synthetic_train: int = 1024  # images in the synthetic training set
+    synthetic_test: int = 256
+    workers: int = 8  # DataLoader workers for ImageNet folders
+
+    def __post_init__(self) -> None:
+        for key in ("train_limit", "test_limit", "image_size", "num_classes", "synthetic_train",
+                    "synthetic_test"):
+            _positive(key, getattr(self, key), "a whole number >= 1")
+        if self.val_split < 0:
+            raise SpecError("val_split", self.val_split, "0 or more images")
+        if self.workers < 0:
+            raise SpecError("workers", self.workers, "0 or more")
+
+
+@dataclass(frozen=True)
+class WarmupSpec:
+    """Sec. 4.2, ResNet-110: lr 0.01 until training error < 80% (about 400 iterations), then the base lr."""
+
+    lr: float = 0.01
+    until_train_error: float = 0.80  # fraction, measured on the running training batches
+    max_iterations: int | None = None  # cap on warm-up length; None: until the error threshold alone
+
+    def __post_init__(self) -> None:
+        _positive("lr", self.lr)
+        if not 0 < self.until_train_error <= 1:
+            raise SpecError("until_train_error", self.until_train_error, "a fraction in (0, 1]")
+        _positive("max_iterations", self.max_iterations, "a whole number >= 1")
+
+
+@dataclass(frozen=True)
+class OptimSpec:
+    """SGD as Sec. 4.2. The schedule is in iterations, as the paper gives it; epochs are derived."""
+
+    lr: float = 0.1  # per batch of 128
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    nesterov: bool = False
+    batch_size: int = 128
+    milestones: tuple[int, ...] = (32000, 48000)  # iterations at which lr is divided by 10
+    lr_decay: float = 0.1
+    iterations: int = 64000  # about 164 epochs of 50k images
+    warmup: WarmupSpec | None = None
+
+    def __post_init__(self) -> None:
+        _positive("lr", self.lr)
+        _positive("batch_size", self.batch_size, "a whole number >= 1")
+        _positive("iterations", self.iterations, "a whole number >= 1")
+        _positive("lr_decay", self.lr_decay)
+        if not 0 <= self.momentum < 1:
+            raise SpecError("momentum", self.momentum, "a number in [0, 1)")
+        if self.weight_decay < 0:
+            raise SpecError("weight_decay", self.weight_decay, "a number >= 0")
+        if list(self.milestones) != sorted(self.milestones) or any(m <= 0 for m in self.milestones):
+            raise SpecError("milestones", list(self.milestones), "increasing positive iteration numbers")
+
+
+@dataclass(frozen=True)
+class RuntimeSpec:
+    """How a trial runs, not what it computes (beyond numerical noise)."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when present
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    compile: Literal["auto", "off", "on"] = "auto"  # auto: CUDA graphs via torch.compile on CUDA, eager on CPU
+    channels_last: bool = True  # on CUDA only; NCHW on CPU
+    checkpoint_every: int = 0  # iterations between checkpoints; 0: every epoch
+    eval_batch_size: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.checkpoint_every < 0:
+            raise SpecError("checkpoint_every", self.checkpoint_every, "0 (every epoch) or more iterations")
+        _positive("eval_batch_size", self.eval_batch_size, "a whole number >= 1")
+
+
+@dataclass(frozen=True)
+class TransferSpec:
+    """Start from a trained checkpoint; `train` says which layers learn."""
+
+    checkpoint: str | None = None
+    train: Literal["all", "last_stage", "head"] = "all"  # head: a new classifier only
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    model: ModelSpec = field(default_factory=ModelSpec)
+    data: DataSpec = field(default_factory=DataSpec)
+    optim: OptimSpec = field(default_factory=OptimSpec)
+    runtime: RuntimeSpec = field(default_factory=RuntimeSpec)
+    transfer: TransferSpec = field(default_factory=TransferSpec)
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "TrialSpec":
+        return from_dict(cls, data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    def replace(self, **changes: Any) -> "TrialSpec":
+        return dataclasses.replace(self, **changes)
