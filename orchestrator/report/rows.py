@@ -1,0 +1,207 @@
+"""The one place that reads MLflow: a sweep's latest parent run and its child runs as typed, frozen Rows.
+
+Reads the layout of the MLflow contract (orchestrator tracking): one parent run per launch tagged
+`resnet_sweeps.role=sweep` and `resnet_sweeps.sweep=<name>`, one nested child run per trial with the trial's
+flattened spec as params (`model.depth`, `seed`, ...), `model.params` / `model.macs`, per-epoch metrics with
+step = iteration, `final_*` metrics, and a `layer_responses.json` artifact. Errors stay fractions (0..1) here;
+tables turn them into percent.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROLE_TAG = "resnet_sweeps.role"
+SWEEP_TAG = "resnet_sweeps.sweep"
+STATE_TAG = "resnet_sweeps.state"
+TRIAL_ID_TAG = "resnet_sweeps.trial_id"
+PARENT_TAG = "mlflow.parentRunId"
+REPORT_KEY = "report"  # the sweep's report list, when the parent run carries it as a param or tag
+# Top-5 error is not in the training contract; a trial that measures it logs this metric (ImageNet, Table 3).
+TOP5_METRIC = "test_top5_error"
+
+STATES = ("finished", "running", "diverged", "failed")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One epoch of a trial's history: errors as fractions at `iteration` (MLflow step)."""
+
+    iteration: int
+    train_error: float | None
+    test_error: float | None
+
+
+@dataclass(frozen=True)
+class Row:
+    """One trial (one child run): what ran, how it ended, and what it measured."""
+
+    run_id: str
+    run_name: str
+    arch: str  # ModelSpec.name: resnet110, plain20, resnext29_8x64d
+    family: str  # cifar | imagenet | resnext
+    depth: int
+    n: int | None  # CIFAR blocks per stage; None on ImageNet
+    residual: bool
+    shortcut: str  # A | B | C
+    cardinality: int
+    width: int
+    seed: int
+    dataset: str  # cifar10 | cifar100 | imagenet | synthetic
+    state: str  # finished | running | diverged | failed
+    train_error: float | None = None  # final (or latest, for a running trial), fraction
+    test_error: float | None = None
+    top5_error: float | None = None
+    params: int | None = None
+    macs: int | None = None  # multiply-adds for one image
+    iterations: int | None = None  # the schedule's total
+    iteration: int | None = None  # reached so far (last logged step)
+    history: tuple[Point, ...] = ()
+    layer_names: tuple[str, ...] = ()
+    layer_std: tuple[float, ...] = ()  # Figure 7: std of each 3x3 layer's response, in layer order
+    preact: bool = False
+
+    @property
+    def finished(self) -> bool:
+        return self.state == "finished"
+
+
+@dataclass(frozen=True)
+class SweepRuns:
+    """A sweep as MLflow holds it: its experiment, latest parent run, the report list it names, its trials."""
+
+    name: str
+    experiment_id: str
+    experiment_name: str
+    parent_run_id: str
+    reports: tuple[str, ...]  # empty: the parent run does not say; build every report the runs can fill
+    rows: tuple[Row, ...]
+
+
+def _client(tracking_uri: str | None):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def known_sweeps(tracking_uri: str | None = None) -> list[str]:
+    """Experiment names in the store, for an error message that lists what a user can ask for."""
+    return sorted(e.name for e in _client(tracking_uri).search_experiments() if e.name != "Default")
+
+
+def read_sweep(name: str, tracking_uri: str | None = None) -> SweepRuns | None:
+    """The latest launch of sweep `name` and its trials; None when the store has no such sweep.
+
+    The sweep's experiment is its `experiment:` or its name; the parent run is found by its sweep tag, so a
+    sweep logged under another experiment name is found too.
+    """
+    client = _client(tracking_uri)
+    parent = _latest_parent(client, name)
+    if parent is None:
+        return None
+    experiment = client.get_experiment(parent.info.experiment_id)
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
+        max_results=50000, order_by=["attributes.start_time ASC"])
+    rows = [_row(client, run) for run in children if run.data.tags.get(ROLE_TAG, "trial") == "trial"]
+    return SweepRuns(name=name, experiment_id=experiment.experiment_id, experiment_name=experiment.name,
+                     parent_run_id=parent.info.run_id, reports=_report_list(client, parent),
+                     rows=tuple(sorted(rows, key=lambda r: (r.family, r.residual, r.depth, r.cardinality,
+                                                            r.width, r.shortcut, r.seed, r.run_name))))
+
+
+def _latest_parent(client: Any, name: str) -> Any | None:
+    query = f"tags.`{ROLE_TAG}` = 'sweep' AND tags.`{SWEEP_TAG}` = '{name}'"
+    experiment = client.get_experiment_by_name(name)
+    ids = [experiment.experiment_id] if experiment is not None else []
+    ids += [e.experiment_id for e in client.search_experiments() if e.experiment_id not in ids]
+    for experiment_ids in ([ids[0]] if ids else [], ids):  # the sweep's own experiment first, then any
+        if not experiment_ids:
+            continue
+        runs = client.search_runs(experiment_ids, filter_string=query, max_results=1,
+                                  order_by=["attributes.start_time DESC"])
+        if runs:
+            return runs[0]
+    return None
+
+
+def _report_list(client: Any, parent: Any) -> tuple[str, ...]:
+    """The sweep's `report:` list from the parent run's params or tags, or its sweep.yaml artifact."""
+    raw = parent.data.params.get(REPORT_KEY) or parent.data.tags.get(f"resnet_sweeps.{REPORT_KEY}")
+    if raw is None:
+        sweep = _artifact_text(client, parent.info.run_id, "sweep.yaml")
+        if sweep is not None:
+            import yaml
+
+            data = yaml.safe_load(sweep)
+            raw = data.get(REPORT_KEY) if isinstance(data, dict) else None
+    return parse_report_list(raw)
+
+
+def parse_report_list(raw: Any) -> tuple[str, ...]:
+    """`[table6, fig6]`, "['table6', 'fig6']", '["table6"]' or "table6,fig6" -> ('table6', 'fig6')."""
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        raw = [part.strip(" '\"") for part in raw.strip("[]() ").split(",")]
+    return tuple(str(item) for item in raw if str(item))
+
+
+def _artifact_text(client: Any, run_id: str, path: str) -> str | None:
+    names = {a.path for a in client.list_artifacts(run_id)}
+    if path not in names:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        return Path(client.download_artifacts(run_id, path, tmp)).read_text()
+
+
+def _parse(value: str | None, kind: type) -> Any:
+    if value is None or value in ("None", ""):
+        return None
+    if kind is bool:
+        return value.strip().lower() in ("true", "1", "yes")
+    return kind(float(value)) if kind is int else kind(value)
+
+
+def _row(client: Any, run: Any) -> Row:
+    from resnet_core.spec import ModelSpec
+
+    params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
+    model = {key: _parse(params.get(f"model.{key}"), kind) for key, kind in (
+        ("family", str), ("depth", int), ("n", int), ("shortcut", str), ("residual", bool), ("preact", bool),
+        ("cardinality", int), ("width", int))}
+    spec = ModelSpec(**{k: v for k, v in model.items() if v is not None})  # resolves the paper's defaults
+    history = _history(client, run.info.run_id)
+    last = history[-1] if history else None
+    state = tags.get(STATE_TAG) or ("finished" if run.info.status == "FINISHED" else "running")
+    layers = _layer_responses(client, run.info.run_id)
+    return Row(
+        run_id=run.info.run_id, run_name=run.info.run_name or run.info.run_id, arch=spec.name,
+        family=spec.family, depth=spec.depth, n=spec.n, residual=spec.residual, shortcut=spec.shortcut,
+        cardinality=spec.cardinality, width=spec.width, preact=spec.preact,
+        seed=_parse(params.get("seed"), int) or 0, dataset=params.get("data.dataset", "cifar10"), state=state,
+        train_error=metrics.get("final_train_error", last.train_error if last else None),
+        test_error=metrics.get("final_test_error", last.test_error if last else None),
+        top5_error=metrics.get(f"final_{TOP5_METRIC}", metrics.get(TOP5_METRIC)),
+        params=_parse(params.get("model.params"), int), macs=_parse(params.get("model.macs"), int),
+        iterations=_parse(params.get("optim.iterations"), int), iteration=last.iteration if last else None,
+        history=history, layer_names=layers[0], layer_std=layers[1])
+
+
+def _history(client: Any, run_id: str) -> tuple[Point, ...]:
+    """train_error and test_error by step (iteration), joined on the step."""
+    series = {key: {m.step: m.value for m in client.get_metric_history(run_id, key)}
+              for key in ("train_error", "test_error")}
+    steps = sorted(set(series["train_error"]) | set(series["test_error"]))
+    return tuple(Point(step, series["train_error"].get(step), series["test_error"].get(step)) for step in steps)
+
+
+def _layer_responses(client: Any, run_id: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    text = _artifact_text(client, run_id, "layer_responses.json")
+    if text is None:
+        return (), ()
+    data = json.loads(text)
+    return tuple(data.get("layers", ())), tuple(float(s) for s in data.get("std", ()))
