@@ -9,12 +9,12 @@ STAMP := $(VENV)/.installed
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install -qq --upgrade pip
 
 # torch and torchvision are pinned as a pair: they must match to import together (see pyproject.toml).
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install -qq torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -qq -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)
