@@ -1,0 +1,18 @@
+"""Arguments that `run` and `plan` share: the sweep file and `--set KEY=VALUE` items."""
+from __future__ import annotations
+
+import argparse
+
+from orchestrator.sweep import SweepSpec, load_sweep
+
+
+def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("sweep", metavar="SWEEP.yaml", help="sweep file (see sweeps/)")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="change the sweep: a sweep key (seeds=[0,1], base.optim.lr=0.01, grid.model.depth=[20]) "
+                             "or a trial key path, which sets base (optim.iterations=100) or replaces the grid's "
+                             "values when the grid varies it; VALUE is YAML")
+
+
+def sweep_from_args(args: argparse.Namespace) -> SweepSpec:
+    return load_sweep(args.sweep, args.sets)

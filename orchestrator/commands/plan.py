@@ -1,0 +1,46 @@
+"""`resnet-sweep plan SWEEP.yaml`: every trial, its params and multiply-adds, iterations and an estimated GPU
+time; starts nothing (no Ray, no MLflow, no data needed)."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from orchestrator.commands._sweep_args import add_sweep_arguments, sweep_from_args
+from orchestrator.cli import CliError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_sweep_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    parser.add_argument("--throughput", type=float, default=None, metavar="IMAGES_PER_SEC",
+                        help="ResNet-20 training images/s on your GPU, to scale the time estimate "
+                             "(default: an assumed 50k images/s on an H100)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from orchestrator.plan import REFERENCE_IMAGES_PER_SEC, human_seconds, plan_sweep
+
+    if args.throughput is not None and args.throughput <= 0:
+        raise CliError(f"--throughput: got {args.throughput}, expected a positive number of images/s")
+    sweep = sweep_from_args(args)
+    plan = plan_sweep(sweep, args.throughput or REFERENCE_IMAGES_PER_SEC)
+    if args.json:
+        print(json.dumps(plan.to_dict(), indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Sweep {plan.sweep}: {len(plan.trials)} trials (MLflow experiment {plan.experiment!r})")
+    for col in ("#", "trial", "id", "params", "mult-adds", "iterations", "batch", "epochs", "est. GPU time"):
+        table.add_column(col, justify="left" if col in ("trial", "id") else "right", no_wrap=True)
+    for t in plan.trials:
+        table.add_row(str(t.index), t.name, t.id, f"{t.params / 1e6:.2f}M", f"{t.macs / 1e6:,.0f}M",
+                      f"{t.iterations:,}", str(t.batch_size), f"{t.epochs:g}", human_seconds(t.est_gpu_seconds))
+    console = Console(width=max(Console().width, 110))
+    console.print(table)
+    gpu = "1 when the cluster has GPUs, else 0" if plan.resources["gpu"] is None else plan.resources["gpu"]
+    console.print(f"resources per trial: cpu {plan.resources['cpu']:g}, gpu {gpu}; scheduler {plan.scheduler}, "
+                  f"search {plan.search}")
+    console.print(f"estimated GPU time, trials one after another: {human_seconds(plan.est_gpu_seconds)} "
+                  f"({plan.throughput_source}; packed trials finish sooner)")
+    return 0
