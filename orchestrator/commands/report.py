@@ -1,0 +1,44 @@
+"""`resnet-sweep report NAME [--out DIR] [--tracking-uri URI]`: the papers' tables and figures from a sweep's runs."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from orchestrator.cli import CliError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="NAME", help="the sweep's name (its `name:`)")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR", help="output folder (default ./reports/NAME)")
+    parser.add_argument("--tracking-uri", default=None, metavar="URI",
+                        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else MLflow's local default)")
+    parser.add_argument("--only", nargs="+", default=None, metavar="REPORT",
+                        help="build these reports instead of the sweep's list (table6 table1 table2 table3 "
+                             "resnext fig6 fig7)")
+    parser.add_argument("--no-log", action="store_true", help="do not log the files to the sweep's parent run")
+
+
+def run(args: argparse.Namespace) -> int:
+    from orchestrator.architectures import paper_values
+    from orchestrator.report.build import REPORTS, build_report, log_report
+    from orchestrator.report.rows import known_sweeps, read_sweep
+
+    if args.only:
+        unknown = [n for n in args.only if n not in REPORTS]
+        if unknown:
+            raise CliError(f"--only: unknown report {unknown[0]!r}; expected some of {', '.join(REPORTS)}")
+    sweep = read_sweep(args.name, args.tracking_uri)
+    if sweep is None:
+        known = known_sweeps(args.tracking_uri)
+        raise CliError(f"no sweep {args.name!r} in the MLflow store; known experiments: "
+                       f"{', '.join(known) if known else '(none)'}")
+    out_dir = args.out if args.out is not None else Path("reports") / args.name
+    report = build_report(sweep, out_dir, paper_values(), tuple(args.only) if args.only else None)
+    print(report.markdown)
+    if not args.no_log:
+        log_report(report, sweep, args.tracking_uri)
+    where = "" if args.no_log else f"; logged to run {sweep.parent_run_id} under report/"
+    print(f"Wrote {len(report.files)} files to {out_dir}{where}.")
+    if report.missing:
+        print(f"{len(report.missing)} cells still missing (see 'Still missing' above).")
+    return 0

@@ -1,0 +1,88 @@
+"""Rows -> every requested report -> files in one folder (and on the sweep's MLflow parent run).
+
+Builds each report the sweep names (even when its runs cannot fill it: cells stay missing) and each other report
+the finished runs can fill. Per table: NAME.md, NAME.csv, NAME.tex; per figure: NAME.png; and report.md, the
+whole report in one Markdown file, which the command also prints.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.report.figures import FIGURES
+from orchestrator.report.formats import FORMATS, to_markdown
+from orchestrator.report.rows import STATES, SweepRuns
+from orchestrator.report.tables import TABLES, degradation, fillable
+
+REPORTS = tuple(TABLES) + tuple(FIGURES)  # table6, table1, table2, table3, resnext, fig6, fig7
+ARTIFACT_DIR = "report"  # folder on the parent run that holds the files
+
+
+@dataclass(frozen=True)
+class Report:
+    out_dir: Path
+    names: tuple[str, ...]  # the reports built, in order
+    files: tuple[Path, ...]
+    markdown: str  # report.md's text
+    missing: tuple[str, ...]  # every cell still missing, "table6: ResNet-110: 1 running (3200/64000 it)"
+
+
+def choose_reports(requested: tuple[str, ...], sweep: SweepRuns) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(reports to build, unknown names the sweep asked for). Requested ones come first, always; the others
+    only when a finished run fills them."""
+    unknown = tuple(n for n in requested if n not in REPORTS)
+    chosen = [n for n in requested if n in REPORTS]
+    chosen += [n for n in REPORTS if n not in chosen and fillable(n, sweep.rows)]
+    return tuple(dict.fromkeys(chosen)), unknown
+
+
+def state_counts(sweep: SweepRuns) -> str:
+    """'5 trials: 3 finished, 1 running, 1 diverged'."""
+    counts = {s: sum(r.state == s for r in sweep.rows) for s in STATES}
+    counts.update({r.state: counts.get(r.state, 0) for r in sweep.rows if r.state not in counts})
+    parts = [f"{counts[s]} {s}" for s in counts if counts[s]]
+    return f"{len(sweep.rows)} trials" + (f": {', '.join(parts)}" if parts else "")
+
+
+def build_report(sweep: SweepRuns, out_dir: Path, paper: Mapping[str, Any],
+                 requested: tuple[str, ...] | None = None) -> Report:
+    """Write the reports for `sweep` into `out_dir`; `requested` overrides the sweep's own report list."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names, unknown = choose_reports(sweep.reports if requested is None else requested, sweep)
+    files: list[Path] = []
+    missing: list[str] = []
+    sections = [f"# Report: {sweep.name}", "",
+                f"Experiment `{sweep.experiment_name}`, parent run `{sweep.parent_run_id}`; {state_counts(sweep)}.",
+                "Errors in percent, as in the papers; measured values beside the paper's and the difference."]
+    if unknown:
+        sections.append(f"Unknown reports in the sweep's list, skipped: {', '.join(unknown)} "
+                        f"(known: {', '.join(REPORTS)}).")
+    sections += ["", "## Degradation check", ""] + [f"- {line}" for line in degradation(sweep.rows)
+                                                   or ("No finished plain or residual ResNets to compare.",)]
+    for name in names:
+        if name in TABLES:
+            table = TABLES[name](sweep.rows, paper)
+            for ext, write in FORMATS.items():
+                path = out_dir / f"{name}.{ext}"
+                path.write_text(write(table))
+                files.append(path)
+            missing += [f"{name}: {gap}" for gap in table.missing]
+            sections += ["", to_markdown(table).rstrip(), "", f"Files: {name}.md, {name}.csv, {name}.tex"]
+        else:
+            files.append(FIGURES[name](sweep.rows, out_dir / f"{name}.png"))
+            sections += ["", f"### {name}", "", f"![{name}]({name}.png)"]
+    if missing:
+        sections += ["", "## Still missing", ""] + [f"- {gap}" for gap in missing]
+    markdown = "\n".join(sections) + "\n"
+    summary = out_dir / "report.md"
+    summary.write_text(markdown)
+    return Report(out_dir, names, tuple(files) + (summary,), markdown, tuple(missing))
+
+
+def log_report(report: Report, sweep: SweepRuns, tracking_uri: str | None) -> None:
+    """Put the report's files on the sweep's parent run, under report/, so the MLflow UI shows them."""
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(tracking_uri=tracking_uri).log_artifacts(sweep.parent_run_id, str(report.out_dir), ARTIFACT_DIR)
