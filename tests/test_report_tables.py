@@ -213,3 +213,24 @@ def test_latex_booktabs_shape():
 def test_table_rejects_ragged_rows():
     with pytest.raises(ValueError):
         Table("t", "t", "s", ("a", "b"), "lr", (("only one",),))
+
+
+# ---- figures and the report folder, still without MLflow -----------------------------------------------------
+
+
+def test_requested_reports_are_built_even_when_nothing_fills_them(tmp_path):
+    from orchestrator.report.build import build_report
+    from orchestrator.report.rows import SweepRuns
+
+    rows = (row(20, history=(Point(8, 0.6, 0.7), Point(16, 0.4, 0.5))),
+            row(56, state="running", test=None, history=(Point(8, 0.8, 0.9),), iteration=8, iterations=64))
+    sweep = SweepRuns("s", "1", "s", "parent", ("table3", "fig7", "nonsense"), rows)
+    report = build_report(sweep, tmp_path, PAPER)
+    assert report.names == ("table3", "fig7", "table6", "table1", "fig6")  # requested first, then fillable
+    assert {p.name for p in report.files} == {f"{n}.{e}" for n in ("table3", "table6", "table1")
+                                              for e in ("md", "csv", "tex")} | {"fig7.png", "fig6.png", "report.md"}
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in report.files if p.suffix == ".png")
+    assert "Unknown reports in the sweep's list, skipped: nonsense" in report.markdown
+    assert "- table3: ResNet-34A: not run" in report.markdown
+    assert "table6: ResNet-56: 1 running (8/64 it)" in report.missing
+    assert "2 trials: 1 finished, 1 running" in report.markdown
