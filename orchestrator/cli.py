@@ -15,6 +15,7 @@ from resnet_core.specio import SpecError
 # (command, module under orchestrator.commands, one-line help)
 COMMANDS: list[tuple[str, str, str]] = [
     ("models", "models", "architectures with params and multiply-adds beside the papers' figures"),
+    ("train", "train", "train one trial in this process (no Ray, no MLflow): --set KEY=VALUE, --json"),
     ("report", "report", "rebuild the papers' tables and figures from a sweep's MLflow runs (md, csv, tex, png)"),
     ("plan", "plan", "print a sweep's trials, their cost and an estimated GPU time; start nothing"),
 ]

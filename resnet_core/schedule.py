@@ -1,0 +1,65 @@
+"""The learning rate as a pure function of the iteration and the warm-up state (Sec. 4.2 of the ResNet paper).
+
+Step schedule in iterations, as the paper gives it: the base lr (0.1 per batch of 128), divided by 10 at 32k and
+48k iterations. ResNet-110's warm-up runs at 0.01 "until the training error is below 80% (about 400 iterations)":
+whether warm-up is still on is state measured during training (`WarmupState`), so it is an argument here and the
+function stays pure; train.py checkpoints that state with the model.
+"""
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+from resnet_core.spec import OptimSpec
+
+# Iterations between host syncs that read the running training error while warming up: each check costs one
+# pipeline drain on a GPU, so 20 of them over the paper's ~400 warm-up iterations cost nothing measurable.
+WARMUP_CHECK_EVERY = 20
+
+
+@dataclass(frozen=True)
+class WarmupState:
+    """Whether the warm-up lr is still in force, and the iteration at which it ended (None while it has not)."""
+
+    active: bool
+    ended_at: int | None = None
+
+    @classmethod
+    def start(cls, optim: OptimSpec) -> "WarmupState":
+        return cls(active=optim.warmup is not None)
+
+    def after_check(self, optim: OptimSpec, iteration: int, train_error: float) -> "WarmupState":
+        """The state for iteration `iteration` given the training error (fraction) measured just before it."""
+        warmup = optim.warmup
+        if not self.active or warmup is None:
+            return self
+        capped = warmup.max_iterations is not None and iteration >= warmup.max_iterations
+        if train_error < warmup.until_train_error or capped:
+            return WarmupState(active=False, ended_at=iteration)
+        return self
+
+    def to_dict(self) -> dict[str, object]:
+        return {"active": self.active, "ended_at": self.ended_at}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> "WarmupState":
+        ended = data.get("ended_at")
+        return cls(active=bool(data["active"]), ended_at=None if ended is None else int(ended))
+
+
+def learning_rate(optim: OptimSpec, iteration: int, warming_up: bool = False) -> float:
+    """lr for 0-based `iteration`: the warm-up lr while warming up, else base lr x decay^(milestones passed)."""
+    if warming_up and optim.warmup is not None:
+        return optim.warmup.lr
+    passed = bisect.bisect_right(optim.milestones, iteration)  # a milestone at 32000 applies from iteration 32000
+    return optim.lr * optim.lr_decay ** passed
+
+
+def steps_per_epoch(train_size: int, batch_size: int) -> int:
+    """ceil(N / B): every image is seen once per epoch; the last batch of an epoch may be smaller (drops nothing)."""
+    return -(-train_size // batch_size)
+
+
+def epochs_for(iterations: int, train_size: int, batch_size: int) -> int:
+    """Epochs derived from the iteration budget; the last one is partial when the budget ends mid-epoch."""
+    return -(-iterations // steps_per_epoch(train_size, batch_size))

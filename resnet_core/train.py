@@ -1,0 +1,274 @@
+"""Train one trial from its spec and yield one metrics dict per epoch (the contract the orchestrator adapts).
+
+The recipe is the paper's (Sec. 4.2): SGD with momentum, weight decay, a step schedule in iterations, the optional
+ResNet-110 warm-up, evaluation on the test set (and the held-out validation set) after every epoch, and Figure 7's
+layer responses at the end. An epoch is ceil(N / batch) iterations, so every image is seen once per epoch; the last
+epoch stops mid-way when the iteration budget ends there.
+
+Speed: the training set sits on the device; per-step values (loss, errors, a non-finite-loss marker) are summed
+on the device and read once per epoch, plus once every WARMUP_CHECK_EVERY iterations while warming up and every
+DIVERGENCE_CHECK_EVERY iterations otherwise, so the host rarely waits for the GPU.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from resnet_core.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
+from resnet_core.data import EvalBatches, load_trial_data
+from resnet_core.layout import net_layout
+from resnet_core.model import ResNet, build_model
+from resnet_core.responses import layer_response_std
+from resnet_core.runtime import Runtime, resolve_runtime
+from resnet_core.schedule import WARMUP_CHECK_EVERY, WarmupState, learning_rate, steps_per_epoch
+from resnet_core.spec import TransferSpec, TrialSpec
+from resnet_core.specio import SpecError, flatten
+
+DIVERGENCE_CHECK_EVERY = 100  # iterations between host reads of the non-finite-loss marker (besides epoch ends)
+CHECKPOINT_FORMAT = 1
+
+
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite; `iteration` is the 0-based schedule iteration where it did."""
+
+    def __init__(self, iteration: int):
+        self.iteration = iteration
+        super().__init__(f"diverged at iteration {iteration}: the training loss became NaN or infinite")
+
+
+@dataclass
+class Progress:
+    """What a checkpoint must carry beyond model and optimizer to continue exactly."""
+
+    iteration: int = 0
+    warmup: WarmupState = field(default_factory=lambda: WarmupState(False))
+    epoch_sums: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # loss x images, errors, images
+    warmup_window: list[float] = field(default_factory=lambda: [0.0, 0.0])  # errors, images since last check
+    last_metrics: dict[str, Any] | None = None
+
+
+def train(spec: TrialSpec, checkpoint_dir: str | Path | None = None,
+          resume_from: str | Path | None = None) -> Iterator[dict[str, Any]]:
+    """Yield per-epoch metrics; the last dict has `done: True` and `layer_response_std` (Figure 7).
+
+    When `checkpoint_dir` is given, the checkpoint there is up to date before each yield. `resume_from` is such a
+    directory: training continues at the same iteration, data position and warm-up state. A non-finite loss
+    raises DivergedError. Bad input (spec, data, checkpoints) raises SpecError.
+    """
+    runtime = resolve_runtime(spec.runtime)
+    optim = spec.optim
+    torch.manual_seed(spec.seed)  # model initialisation; data order and augmentation use data.epoch_seed
+    data = load_trial_data(spec.data, net_layout(spec.model).image_size, optim.batch_size,
+                           spec.runtime.eval_batch_size, spec.seed, runtime.device, runtime.memory_format)
+    model = build_model(spec.model, data.num_classes).to(runtime.device, memory_format=runtime.memory_format)
+    frozen = apply_transfer(model, spec.transfer)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay,
+                                nesterov=optim.nesterov, **({"fused": True} if runtime.fused_optimizer
+                                                            else {"foreach": True}))
+    progress = Progress(warmup=WarmupState.start(optim))
+    if resume_from is not None:
+        progress = resume(spec, resume_from, model, optimizer)
+        if progress.iteration >= optim.iterations and progress.last_metrics is not None:
+            yield progress.last_metrics  # a finished trial: report, do not train further
+            return
+    step = make_step(model, optimizer, runtime)
+    per_epoch = steps_per_epoch(data.train.size, optim.batch_size)
+    total_epochs = math.ceil(optim.iterations / per_epoch)
+    device = runtime.device
+
+    while progress.iteration < optim.iterations:
+        epoch = progress.iteration // per_epoch  # 0-based
+        first = progress.iteration - epoch * per_epoch
+        last = min(per_epoch, optim.iterations - epoch * per_epoch)  # the final epoch may be partial
+        loss_sum = torch.tensor(progress.epoch_sums[0], dtype=torch.float64, device=device)  # loss x images
+        wrong_sum = torch.tensor(progress.epoch_sums[1], dtype=torch.float64, device=device)
+        seen = int(progress.epoch_sums[2])  # images, known on the host
+        window_wrong = torch.tensor(progress.warmup_window[0], dtype=torch.float64, device=device)
+        window_seen = int(progress.warmup_window[1])
+        first_bad = torch.tensor(-1, dtype=torch.int64, device=device)  # first iteration with a non-finite loss
+        started, images_done, lr = time.perf_counter(), 0, optimizer.param_groups[0]["lr"]
+        set_train_mode(model, frozen)
+
+        def sync_sums() -> None:
+            progress.epoch_sums = [loss_sum.item(), wrong_sum.item(), float(seen)]
+            progress.warmup_window = [window_wrong.item(), float(window_seen)]
+
+        for position, (images, labels) in enumerate(data.train.epoch(epoch, first), first):
+            if position >= last:
+                break
+            iteration = progress.iteration
+            lr = learning_rate(optim, iteration, progress.warmup.active)
+            if lr != optimizer.param_groups[0]["lr"]:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+            loss, wrong = step(images, labels)
+            # A handful of tiny device ops, no host sync: running sums and the first non-finite iteration.
+            loss_sum.add_(loss.double(), alpha=len(labels))
+            wrong_sum.add_(wrong)
+            first_bad = torch.where(torch.isfinite(loss) | (first_bad >= 0), first_bad, iteration)
+            seen += len(labels)
+            images_done += len(labels)
+            progress.iteration += 1
+            if progress.warmup.active:
+                window_wrong.add_(wrong)
+                window_seen += len(labels)
+                cap = optim.warmup.max_iterations if optim.warmup else None
+                if progress.iteration % WARMUP_CHECK_EVERY == 0 or progress.iteration == cap:
+                    check_finite(first_bad)
+                    error = window_wrong.item() / window_seen
+                    progress.warmup = progress.warmup.after_check(optim, progress.iteration, error)
+                    window_wrong.zero_()
+                    window_seen = 0
+            elif progress.iteration % DIVERGENCE_CHECK_EVERY == 0:
+                check_finite(first_bad)
+            every = spec.runtime.checkpoint_every
+            if checkpoint_dir is not None and every and progress.iteration % every == 0 and position + 1 < last:
+                check_finite(first_bad)
+                sync_sums()
+                save_checkpoint(checkpoint_dir, checkpoint_state(spec, model, optimizer, progress))
+        check_finite(first_bad)
+        sync_sums()  # the epoch's one host sync
+        train_seconds = time.perf_counter() - started
+        loss_total, error_total, _ = progress.epoch_sums
+        metrics: dict[str, Any] = {
+            "epoch": epoch + 1, "iteration": progress.iteration, "epochs": total_epochs,
+            "train_loss": loss_total / seen, "train_error": error_total / seen,
+            "test_error": evaluate(model, data.evals["test"], runtime)}
+        if "val" in data.evals:
+            metrics["val_error"] = evaluate(model, data.evals["val"], runtime)
+        metrics.update(lr=lr, images_per_sec=images_done / max(train_seconds, 1e-9))
+        if progress.iteration >= optim.iterations:
+            with runtime.autocast():
+                names, stds = layer_response_std(model, (x for x, _ in data.evals["test"]))
+            metrics.update(done=True, layer_response_std=stds, layer_response_names=names)
+        metrics["epoch_time"] = time.perf_counter() - started
+        progress.epoch_sums = [0.0, 0.0, 0.0]
+        progress.last_metrics = metrics
+        if checkpoint_dir is not None:
+            save_checkpoint(checkpoint_dir, checkpoint_state(spec, model, optimizer, progress))
+        yield metrics
+
+
+def make_step(model: nn.Module, optimizer: torch.optim.Optimizer,
+              runtime: Runtime) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """One SGD step -> (loss, number of wrong predictions), both 0-dim device tensors (no host sync).
+
+    With runtime.compile the forward pass and loss go through torch.compile (AOTAutograd compiles the backward
+    too); on CUDA in reduce-overhead mode, i.e. replayed as CUDA graphs. Its outputs live in graph-owned memory
+    that the next replay overwrites, so callers fold them into their sums before the next step (train does).
+    """
+
+    def forward(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with runtime.autocast():
+            logits = model(images)
+        loss = F.cross_entropy(logits.float(), labels)
+        return loss, (logits.argmax(1) != labels).sum()
+
+    if runtime.compile:
+        forward = torch.compile(forward, mode="reduce-overhead" if runtime.cuda_graphs else None, dynamic=False)
+
+    def step(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if runtime.cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()
+        loss, wrong = forward(images, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach(), wrong.detach()
+
+    return step
+
+
+def check_finite(first_bad: torch.Tensor) -> None:
+    iteration = int(first_bad.item())
+    if iteration >= 0:
+        raise DivergedError(iteration)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: EvalBatches, runtime: Runtime) -> float:
+    """Top-1 error (fraction) in eval mode; [B, crops, ...] batches average the softmax over crops (10-crop)."""
+    was_training = model.training
+    model.eval()
+    wrong = torch.zeros((), dtype=torch.int64, device=runtime.device)
+    count = 0
+    for images, labels in batches:
+        with runtime.autocast():
+            if images.dim() == 5:
+                b, crops = images.shape[:2]
+                logits = model(images.flatten(0, 1)).float().softmax(-1).view(b, crops, -1).mean(1)
+            else:
+                logits = model(images)
+        wrong += (logits.argmax(1) != labels).sum()
+        count += len(labels)
+    model.train(was_training)
+    return wrong.item() / max(count, 1)
+
+
+def set_train_mode(model: nn.Module, frozen: list[nn.Module]) -> None:
+    """Train mode, except frozen parts stay in eval mode so their BN statistics do not drift either."""
+    model.train()
+    for module in frozen:
+        module.eval()
+
+
+def apply_transfer(model: ResNet, transfer: TransferSpec) -> list[nn.Module]:
+    """Load transfer.checkpoint's weights into `model` and freeze what transfer.train keeps fixed.
+
+    all: every layer learns. last_stage: the stem and all but the last stage are frozen. head: everything but
+    a new classifier is frozen. The classifier is loaded only when its shape matches (same class count) and
+    transfer.train is not `head`; otherwise it keeps its fresh initialisation. Returns the frozen modules.
+    """
+    if transfer.checkpoint is None:
+        return []
+    weights = load_checkpoint(transfer.checkpoint, key="transfer.checkpoint")["model"]
+    own = model.state_dict()
+    new_head = transfer.train == "head" or weights.get("fc.weight", torch.empty(0)).shape != own["fc.weight"].shape
+    weights = {k: v for k, v in weights.items() if not (new_head and k.startswith("fc."))}
+    wrong = [k for k, v in weights.items() if k not in own or own[k].shape != v.shape]
+    missing = [k for k in own if k not in weights and not k.startswith("fc.")]
+    if wrong or missing:
+        raise SpecError("transfer.checkpoint", transfer.checkpoint,
+                        f"a checkpoint of the same architecture as model ({len(wrong)} tensors differ, e.g. "
+                        f"{(wrong + missing)[0]})")
+    model.load_state_dict(weights, strict=False)
+    frozen: list[nn.Module] = {"all": [], "last_stage": [model.stem, *model.stages[:-1]],
+                               "head": [model.stem, model.stages] + ([model.final_act] if model.final_act else [])
+                               }[transfer.train]
+    for module in frozen:
+        module.requires_grad_(False)
+    return frozen
+
+
+def checkpoint_state(spec: TrialSpec, model: nn.Module, optimizer: torch.optim.Optimizer,
+                     progress: Progress) -> dict[str, Any]:
+    return {"format": CHECKPOINT_FORMAT, "spec": spec.to_dict(), "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "iteration": progress.iteration,
+            "warmup": progress.warmup.to_dict(), "epoch_sums": progress.epoch_sums,
+            "warmup_window": progress.warmup_window, "rng": rng_states(), "last_metrics": progress.last_metrics}
+
+
+def resume(spec: TrialSpec, location: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> Progress:
+    """Restore model, optimizer, RNG and progress from a checkpoint of the same model and seed."""
+    state = load_checkpoint(location, key="resume_from")
+    saved = flatten({"model": state["spec"]["model"], "seed": state["spec"]["seed"]})
+    current = flatten({"model": spec.to_dict()["model"], "seed": spec.seed})
+    differing = [k for k in current if saved.get(k) != current[k]]
+    if differing:
+        raise SpecError("resume_from", str(location), f"a checkpoint of this trial ({differing[0]} is "
+                                                      f"{saved.get(differing[0])!r} there, {current[differing[0]]!r} here)")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    restore_rng_states(state["rng"])
+    return Progress(iteration=int(state["iteration"]), warmup=WarmupState.from_dict(state["warmup"]),
+                    epoch_sums=list(state["epoch_sums"]), warmup_window=list(state["warmup_window"]),
+                    last_metrics=state["last_metrics"])
+
