@@ -176,8 +176,9 @@ def _row(client: Any, run: Any) -> Row:
     spec = ModelSpec(**{k: v for k, v in model.items() if v is not None})  # resolves the paper's defaults
     history = _history(client, run.info.run_id)
     last = history[-1] if history else None
-    state = tags.get(STATE_TAG) or ("finished" if run.info.status == "FINISHED" else "running")
+    state = tags.get(STATE_TAG) or _RUN_STATUS.get(run.info.status, "running")
     layers = _layer_responses(client, run.info.run_id)
+    cost = _cost(spec, params)
     return Row(
         run_id=run.info.run_id, run_name=run.info.run_name or run.info.run_id, arch=spec.name,
         family=spec.family, depth=spec.depth, n=spec.n, residual=spec.residual, shortcut=spec.shortcut,
@@ -186,9 +187,29 @@ def _row(client: Any, run: Any) -> Row:
         train_error=metrics.get("final_train_error", last.train_error if last else None),
         test_error=metrics.get("final_test_error", last.test_error if last else None),
         top5_error=metrics.get(f"final_{TOP5_METRIC}", metrics.get(TOP5_METRIC)),
-        params=_parse(params.get("model.params"), int), macs=_parse(params.get("model.macs"), int),
+        params=cost[0], macs=cost[1],
         iterations=_parse(params.get("optim.iterations"), int), iteration=last.iteration if last else None,
         history=history, layer_names=layers[0], layer_std=layers[1])
+
+
+_RUN_STATUS = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "failed", "RUNNING": "running",
+               "SCHEDULED": "running"}  # MLflow's run status, when a trial has no state tag
+_NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet": 1000}
+
+
+def _cost(spec: Any, params: dict[str, str]) -> tuple[int | None, int | None]:
+    """(params, multiply-adds) as the trial logged them; counted on the model (meta device for ImageNet sizes)
+    when it did not."""
+    logged = _parse(params.get("model.params"), int), _parse(params.get("model.macs"), int)
+    if None not in logged:
+        return logged
+    from resnet_core.accounting import model_cost
+
+    dataset = params.get("data.dataset", "cifar10")
+    classes = _NUM_CLASSES.get(dataset) or _parse(params.get("data.num_classes"), int) or 10
+    size = _parse(params.get("data.image_size"), int) if dataset == "synthetic" else None
+    cost = model_cost(spec, classes, size)
+    return logged[0] or cost.params, logged[1] or cost.macs
 
 
 def _history(client: Any, run_id: str) -> tuple[Point, ...]:
