@@ -65,6 +65,8 @@ def test_diverged_and_running_seeds_are_left_out_of_the_numbers_but_counted():
     assert group.summary(final_test_error).values == (0.07,)
     assert group.diverged and not group.missing
     assert group.status() == "1 running (3200/64000 it), 1 diverged"
+    (pending,) = group_rows([row(20, state="pending", test=None)]).values()
+    assert pending.missing and pending.status() == "1 pending"
 
 
 # ---- Table 6 -------------------------------------------------------------------------------------------------

@@ -96,9 +96,10 @@ class Group:
         return min(scored, key=lambda r: (metric(r), r.seed)) if scored else None
 
     def status(self) -> str:
-        """'' when every trial finished, else what the others are doing: '1 running (3200/64000 it), 1 diverged'."""
+        """'' when every trial finished, else what the others are doing: '1 running (3200/64000 it), 1 diverged'.
+        """
         parts = []
-        for state in ("running", "diverged", "failed"):
+        for state in ("pending", "running", "diverged", "failed"):
             rows = [r for r in self.rows if r.state == state]
             if not rows:
                 continue
