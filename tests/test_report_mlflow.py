@@ -28,7 +28,7 @@ TRIALS = [({"depth": 20, "residual": False}, 0, "finished", 0.060, 0.100),
 
 
 def _log_trial(client, experiment_id: str, parent_id: str, model: dict, seed: int, state: str,
-               train: float | None, test: float | None) -> None:
+               train: float | None, test: float | None, trial_id: str | None = None) -> None:
     from mlflow.entities import Metric, Param
 
     spec = TrialSpec.from_dict({"model": {"family": "cifar", **model}, "optim": {"iterations": 400},
@@ -36,7 +36,7 @@ def _log_trial(client, experiment_id: str, parent_id: str, model: dict, seed: in
     cost = model_cost(spec.model, 10)
     name = f"{spec.model.name}-{spec.model.shortcut}-seed{seed}"
     run = client.create_run(experiment_id, run_name=name, tags={
-        "mlflow.parentRunId": parent_id, "resnet_sweeps.role": "trial", "resnet_sweeps.trial_id": name,
+        "mlflow.parentRunId": parent_id, "resnet_sweeps.role": "trial", "resnet_sweeps.trial_id": trial_id or name,
         "resnet_sweeps.state": state})
     run_id = run.info.run_id
     params = flatten(spec.to_dict())
@@ -80,7 +80,37 @@ def store(tmp_path_factory):
     client.log_param(parent.info.run_id, "report", "['table6', 'table2', 'fig6', 'fig7']")
     for trial in TRIALS:
         _log_trial(client, experiment_id, parent.info.run_id, *trial)
+    _planned_sweep(client, root)
     return uri, parent.info.run_id
+
+
+def _planned_sweep(client, root) -> None:
+    """A launch of two planned trials, one of which has not started (no child run yet): its sweep.yaml says so."""
+    import yaml
+
+    from orchestrator.sweep import expand, sweep_from_dict
+
+    sweep = sweep_from_dict({"name": "planned", "base": {"model": {"family": "cifar"}, "optim": {"iterations": 400}},
+                             "grid": {"model.depth": [20, 32]}, "report": ["table6"]})
+    experiment_id = client.create_experiment("planned", artifact_location=(root / "artifacts3").as_uri())
+    parent = client.create_run(experiment_id, run_name="planned-sweep",
+                               tags={"resnet_sweeps.role": "sweep", "resnet_sweeps.sweep": "planned"})
+    client.log_text(parent.info.run_id, yaml.safe_dump(sweep.to_dict(), sort_keys=False), "sweep.yaml")
+    first = expand(sweep)[0]
+    assert first.spec.model.depth == 20
+    _log_trial(client, experiment_id, parent.info.run_id, {"depth": 20}, 0, "finished", 0.04, 0.09, first.id)
+
+
+def test_planned_trials_without_a_run_are_missing_cells(store):
+    from orchestrator.architectures import paper_values
+    from orchestrator.report.tables import table6
+
+    uri, _ = store
+    sweep = read_sweep("planned", uri)
+    assert sweep.reports == ("table6",)
+    assert [(r.arch, r.state, r.params) for r in sweep.rows] == [("resnet20", "finished", 269722),
+                                                                 ("resnet32", "pending", 464154)]
+    assert table6(sweep.rows, paper_values()).missing == ("ResNet-32: 1 pending",)
 
 
 def test_rows_read_the_latest_launch_in_the_contract_layout(store):
@@ -128,7 +158,7 @@ def test_report_command_end_to_end(store, tmp_path, capsys):
     assert "The residual nets avoid it: ResNet-32 3.00% vs ResNet-20 4.25%." in printed
     assert "7 trials: 5 finished, 1 running, 1 diverged" in printed
     assert "- table6: ResNet-110: 1 running (200/400 it)" in printed
-    assert "- table2: plain-18: not run" in printed
+    assert all(r["runs"] == "not run" for r in csv.DictReader((out / "table2.csv").open()))
     assert r"\toprule" in (out / "table6.tex").read_text()
     logged = {a.path for a in MlflowClient(tracking_uri=uri).list_artifacts(parent_id, "report")}
     assert logged == {f"report/{name}" for name in expected}
@@ -138,5 +168,5 @@ def test_unknown_sweep_lists_known_experiments(store, tmp_path, capsys):
     uri, _ = store
     assert main(["report", "nope", "--out", str(tmp_path / "x"), "--tracking-uri", uri]) == 2
     err = capsys.readouterr().err
-    assert "no sweep 'nope'" in err and f"known experiments: another-sweep, {SWEEP}" in err
+    assert "no sweep 'nope'" in err and f"known experiments: another-sweep, planned, {SWEEP}" in err
     assert not (tmp_path / "x").exists()

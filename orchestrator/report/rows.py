@@ -110,9 +110,11 @@ def read_sweep(name: str, tracking_uri: str | None = None) -> SweepRuns | None:
     children = client.search_runs(
         [parent.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
         max_results=50000, order_by=["attributes.start_time ASC"])
-    rows = [_row(client, run) for run in children if run.data.tags.get(ROLE_TAG, "trial") == "trial"]
+    children = [run for run in children if run.data.tags.get(ROLE_TAG, "trial") == "trial"]
+    sweep_file = _sweep_file(client, parent.info.run_id)
+    rows = [_run_row(client, run) for run in children] + _planned(sweep_file, children)
     return SweepRuns(name=name, experiment_id=experiment.experiment_id, experiment_name=experiment.name,
-                     parent_run_id=parent.info.run_id, reports=_report_list(client, parent),
+                     parent_run_id=parent.info.run_id, reports=_report_list(parent, sweep_file),
                      rows=tuple(sorted(rows, key=lambda r: (r.family, r.residual, r.depth, r.cardinality,
                                                             r.width, r.shortcut, r.seed, r.run_name))))
 
@@ -132,17 +134,42 @@ def _latest_parent(client: Any, name: str) -> Any | None:
     return None
 
 
-def _report_list(client: Any, parent: Any) -> tuple[str, ...]:
-    """The sweep's `report:` list from the parent run's params or tags, or its sweep.yaml artifact."""
-    raw = parent.data.params.get(REPORT_KEY) or parent.data.tags.get(f"resnet_sweeps.{REPORT_KEY}")
-    if raw is None:
-        sweep = _artifact_text(client, parent.info.run_id, "sweep.yaml")
-        if sweep is not None:
-            import yaml
+def _sweep_file(client: Any, parent_run_id: str) -> dict[str, Any] | None:
+    """The launch's resolved sweep (the parent run's sweep.yaml artifact), when it has one."""
+    text = _artifact_text(client, parent_run_id, "sweep.yaml")
+    if text is None:
+        return None
+    import yaml
 
-            data = yaml.safe_load(sweep)
-            raw = data.get(REPORT_KEY) if isinstance(data, dict) else None
+    data = yaml.safe_load(text)
+    return data if isinstance(data, dict) else None
+
+
+def _report_list(parent: Any, sweep_file: dict[str, Any] | None) -> tuple[str, ...]:
+    """The sweep's `report:` list from the parent run's params or tags, or its sweep.yaml."""
+    raw = parent.data.params.get(REPORT_KEY) or parent.data.tags.get(f"resnet_sweeps.{REPORT_KEY}")
+    if raw is None and sweep_file is not None:
+        raw = sweep_file.get(REPORT_KEY)
     return parse_report_list(raw)
+
+
+def _planned(sweep_file: dict[str, Any] | None, children: list[Any]) -> list[Row]:
+    """Trials the launch planned that have no child run yet, as pending rows: tables then show their cells as
+    missing rather than not run. Nothing when the sweep file is absent or this version cannot read it."""
+    if sweep_file is None:
+        return []
+    from orchestrator.sweep import expand, sweep_from_dict
+    from resnet_core.specio import flatten
+
+    try:
+        trials = expand(sweep_from_dict(sweep_file))
+    except (ValueError, TypeError, KeyError):  # SpecError is a ValueError: a file from another version
+        return []
+    ids = {run.data.tags.get(TRIAL_ID_TAG) for run in children}
+    names = {run.info.run_name for run in children}
+    return [_row(run_id="", run_name=t.name, params={k: str(v) for k, v in flatten(t.spec.to_dict()).items()},
+                 state="pending", metrics={}, history=(), layers=((), ()))
+            for t in trials if t.id not in ids and t.name not in names]
 
 
 def parse_report_list(raw: Any) -> tuple[str, ...]:
@@ -170,21 +197,25 @@ def _parse(value: str | None, kind: type) -> Any:
     return kind(float(value)) if kind is int else kind(value)
 
 
-def _row(client: Any, run: Any) -> Row:
+def _run_row(client: Any, run: Any) -> Row:
+    state = run.data.tags.get(STATE_TAG) or _RUN_STATUS.get(run.info.status, "running")
+    return _row(run_id=run.info.run_id, run_name=run.info.run_name or run.info.run_id, params=run.data.params,
+                state=state, metrics=run.data.metrics, history=_history(client, run.info.run_id),
+                layers=_layer_responses(client, run.info.run_id))
+
+
+def _row(run_id: str, run_name: str, params: dict[str, str], state: str, metrics: dict[str, float],
+         history: tuple[Point, ...], layers: tuple[tuple[str, ...], tuple[float, ...]]) -> Row:
     from resnet_core.spec import ModelSpec
 
-    params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
     model = {key: _parse(params.get(f"model.{key}"), kind) for key, kind in (
         ("family", str), ("depth", int), ("n", int), ("shortcut", str), ("residual", bool), ("preact", bool),
         ("cardinality", int), ("width", int))}
     spec = ModelSpec(**{k: v for k, v in model.items() if v is not None})  # resolves the paper's defaults
-    history = _history(client, run.info.run_id)
     last = history[-1] if history else None
-    state = tags.get(STATE_TAG) or _RUN_STATUS.get(run.info.status, "running")
-    layers = _layer_responses(client, run.info.run_id)
     cost = _cost(spec, params)
     return Row(
-        run_id=run.info.run_id, run_name=run.info.run_name or run.info.run_id, arch=spec.name,
+        run_id=run_id, run_name=run_name, arch=spec.name,
         family=spec.family, depth=spec.depth, n=spec.n, residual=spec.residual, shortcut=spec.shortcut,
         cardinality=spec.cardinality, width=spec.width, preact=spec.preact,
         seed=_parse(params.get("seed"), int) or 0, dataset=params.get("data.dataset", "cifar10"), state=state,

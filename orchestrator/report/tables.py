@@ -111,9 +111,11 @@ def _net(config: Config) -> str:
 
 
 def _missing_line(label: str, group: Group | None) -> str | None:
-    if group is not None and group.finished:
+    """A cell the sweep has trials for but none finished yet (a row no trial is planned for says 'not run' in
+    the table and is not listed as missing)."""
+    if group is None or group.finished:
         return None
-    return f"{label}: {group.status() if group is not None else 'not run'}"
+    return f"{label}: {group.status()}"
 
 
 def _dataset_note(groups: Iterable[Group], paper_dataset: str, paper_table: str) -> tuple[str, ...]:
@@ -139,7 +141,6 @@ def table6(rows: Iterable[Row], paper: Mapping[str, Any]) -> Table:
     by_depth = {e["layers"]: e for e in ref["rows"]}
     lines: list[tuple[str, ...]] = []
     missing: list[str] = []
-    seen: set[Config] = set()
 
     def line(net: str, depth: int, n: int | None, group: Group | None, entry: Mapping[str, Any] | None) -> None:
         lines.append((net, str(depth), MISSING if n is None else str(n), count_text(_cost(group, "params")),
@@ -150,16 +151,17 @@ def table6(rows: Iterable[Row], paper: Mapping[str, Any]) -> Table:
         if gap:
             missing.append(gap)
 
-    residual = sorted((g for g in groups if g.config.residual), key=lambda g: (g.config.depth, g.config))
-    for entry in ref["rows"]:  # the paper's rows, in its order, measured or not
-        matching = [g for g in residual if g.config.depth == entry["layers"]] or [None]
-        for group in matching:
-            line(_net(group.config) if group else entry["net"], entry["layers"], entry.get("n"), group, entry)
-            seen.update([group.config] if group else [])
-    for group in residual + sorted((g for g in groups if not g.config.residual), key=lambda g: g.config.depth):
-        if group.config not in seen:  # other depths, and plain nets (no paper value: Table 6 has none)
-            entry = by_depth.get(group.config.depth) if group.config.residual else None
-            line(_net(group.config), group.config.depth, group.rows[0].n, group, entry)
+    # ResNets by depth: the paper's rows always (measured or not), other depths when run; then plain nets,
+    # which Table 6 has no value for
+    residual = [g for g in groups if g.config.residual]
+    depths = sorted(set(by_depth) | {g.config.depth for g in residual})
+    for depth in depths:
+        entry = by_depth.get(depth)
+        for group in sorted((g for g in residual if g.config.depth == depth), key=lambda g: g.config) or [None]:
+            line(_net(group.config) if group else entry["net"], depth,
+                 group.rows[0].n if group else entry.get("n"), group, entry)
+    for group in sorted((g for g in groups if not g.config.residual), key=lambda g: (g.config.depth, g.config)):
+        line(_net(group.config), group.config.depth, group.rows[0].n, group, None)
     for entry in ref.get("reference", ()):
         lines.append((entry["net"], str(entry.get("layers", MISSING)), MISSING, MISSING,
                       count_text(entry.get("params")), MISSING, paper_text(entry, "error"), MISSING, "paper only"))
