@@ -24,6 +24,7 @@ class Runtime:
     channels_last: bool
     compile: bool
     fused_optimizer: bool  # one fused SGD kernel; else the multi-tensor (foreach) implementation
+    compile_backend: str = "inductor"  # torch.compile backend; tests use aot_eager (same tracing, no codegen)
 
     @property
     def memory_format(self) -> torch.memory_format:

@@ -173,7 +173,8 @@ def make_step(model: nn.Module, optimizer: torch.optim.Optimizer,
         return loss, (logits.argmax(1) != labels).sum()
 
     if runtime.compile:
-        forward = torch.compile(forward, mode="reduce-overhead" if runtime.cuda_graphs else None, dynamic=False)
+        mode = "reduce-overhead" if runtime.cuda_graphs and runtime.compile_backend == "inductor" else None
+        forward = torch.compile(forward, backend=runtime.compile_backend, mode=mode, dynamic=False)
 
     def step(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if runtime.cuda_graphs:

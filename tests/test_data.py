@@ -109,3 +109,43 @@ def test_epoch_batches_depend_on_seed_and_epoch_only_and_resume_mid_epoch():
     resumed = list(batches.epoch(0, start=2))
     assert torch.equal(resumed[0][0], first[2][0]) and torch.equal(resumed[0][1], first[2][1])
     assert not torch.equal(torch.cat([y for _, y in batches.epoch(1)]), torch.cat([y for _, y in first]))
+
+
+def write_image_folders(root, classes=("cat", "dog"), train_per_class=4, val_per_class=1):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", train_per_class), ("val", val_per_class)):
+        for name in classes:
+            (root / split / name).mkdir(parents=True)
+            for i in range(count):
+                pixels = rng.integers(0, 256, (30 + 5 * i, 40, 3), dtype=np.uint8)  # varied sizes and aspect
+                Image.fromarray(pixels).save(root / split / name / f"{i}.png")
+
+
+def test_image_folders_train_with_scale_augmentation_and_ten_crop_test(tmp_path):
+    from resnet_core.imagenet import folder_trial_data
+    from resnet_core.train import train
+    from resnet_core.spec import TrialSpec
+
+    write_image_folders(tmp_path)
+    data = folder_trial_data(DataSpec(dataset="imagenet", root=str(tmp_path), workers=0, val_split=2), 3, 20, 0,
+                             torch.device("cpu"), torch.contiguous_format)
+    images, labels = next(iter(data.train.epoch(0)))
+    assert images.shape == (3, 3, 224, 224) and data.num_classes == 2 and data.train.size == 6
+    crops, _ = next(iter(data.evals["test"]))
+    assert crops.shape == (2, 10, 3, 224, 224) and data.evals["val"].size == 2
+    assert not torch.equal(crops[0, 0], crops[0, 4])  # corner and centre crops differ
+    spec = TrialSpec.from_dict({"model": {"depth": 8}, "runtime": {"device": "cpu", "eval_batch_size": 20},
+                                "data": {"dataset": "imagenet", "root": str(tmp_path), "workers": 0},
+                                "optim": {"batch_size": 4, "iterations": 2}})
+    final = list(train(spec))[-1]
+    assert final["done"] and 0 <= final["test_error"] <= 1 and len(final["layer_response_std"]) == 7
+
+
+def test_missing_image_folders_are_a_dataset_error(tmp_path):
+    from resnet_core.imagenet import folder_trial_data
+
+    with pytest.raises(DatasetError, match="train/ and val/"):
+        folder_trial_data(DataSpec(dataset="imagenet", root=str(tmp_path)), 4, 20, 0, torch.device("cpu"),
+                          torch.contiguous_format)

@@ -1,0 +1,163 @@
+"""Training throughput: this project's trainer vs a conventional one, same model and batch, on this machine.
+
+    python bench/train_throughput.py                 # ResNet-20/56/110 (and 1202 on a GPU), appends to RESULTS.md
+    python bench/train_throughput.py --depths 20 --steps 10 --no-record
+
+Ours is `resnet_core.train.train` itself on synthetic CIFAR-shaped data (data on the device, batched on-device
+augmentation; on CUDA bf16 autocast, channels_last, fused SGD, CUDA graphs), timed over its second epoch so the
+first absorbs compilation and warm-up. The conventional trainer (bench/conventional.py) sees the same images.
+Targets on one H100 (issue 3): ResNet-20 >= 5x the conventional trainer's images/s; ResNet-1202 at batch 128
+within 40 GB. On a CPU both trainers run eager fp32, so a ratio near 1 is the expected outcome there.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
+
+from bench.conventional import Measurement, default_workers, measure_conventional  # noqa: E402
+from resnet_core.data import synthetic  # noqa: E402
+from resnet_core.runtime import resolve_runtime  # noqa: E402
+from resnet_core.spec import DataSpec, ModelSpec, RuntimeSpec, TrialSpec  # noqa: E402
+from resnet_core.train import train  # noqa: E402
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+@dataclass(frozen=True)
+class Row:
+    depth: int
+    batch: int
+    conventional: Measurement
+    ours: Measurement
+    repeats: int
+
+    @property
+    def ratio(self) -> float:
+        return self.ours.images_per_sec / self.conventional.images_per_sec
+
+
+def measure_ours(depth: int, batch: int, steps: int, device: str, repeats: int) -> Measurement:
+    """Best images/s over epochs 2..1+repeats of `steps` iterations each (epoch 1 absorbs compilation)."""
+    spec = TrialSpec.from_dict({
+        "model": {"depth": depth}, "runtime": {"device": device},
+        "data": {"dataset": "synthetic", "synthetic_train": batch * steps, "synthetic_test": batch},
+        "optim": {"batch_size": batch, "iterations": (1 + repeats) * steps}})
+    if torch.cuda.is_available() and device != "cpu":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    history = list(train(spec))
+    peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() and device != "cpu" else None
+    return Measurement(max(m["images_per_sec"] for m in history[1:]), peak, steps)
+
+
+def machine() -> dict[str, str]:
+    info = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "host": platform.platform(), "cpu": _cpu_name(), "cores": str(os.cpu_count()),
+            "python": platform.python_version(), "torch": torch.__version__}
+    try:
+        import torchvision
+        info["torchvision"] = torchvision.__version__
+    except ImportError:
+        info["torchvision"] = "missing"
+    if torch.cuda.is_available():
+        info.update(gpu=torch.cuda.get_device_name(), cuda=str(torch.version.cuda),
+                    cudnn=str(torch.backends.cudnn.version()))
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _gib(value: int | None) -> str:
+    return "-" if value is None else f"{value / 2**30:.2f} GiB"
+
+
+def table(rows: list[Row]) -> list[str]:
+    lines = ["| model | batch | timed steps x windows | conventional img/s | ours img/s | ratio | conventional peak mem "
+             "| ours peak mem |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| resnet{r.depth} | {r.batch} | {r.ours.steps} x {r.repeats} | {r.conventional.images_per_sec:,.0f} | "
+                     f"{r.ours.images_per_sec:,.0f} | {r.ratio:.2f}x | {_gib(r.conventional.peak_memory_bytes)} | "
+                     f"{_gib(r.ours.peak_memory_bytes)} |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--depths", type=int, nargs="+", help="default: 20 56 110, plus 1202 on a GPU")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--steps", type=int, help="timed steps per trainer (default: 200 on a GPU, 10 on a CPU)")
+    parser.add_argument("--repeats", type=int, help="timed windows per trainer, best kept (default: 1 on a GPU, "
+                        "3 on a CPU, where other processes' bursts skew single windows)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--workers", type=int, help="conventional DataLoader workers (default: min(8, cores) "
+                        "with a GPU, cores/2 on a CPU)")
+    parser.add_argument("--no-record", action="store_true", help=f"do not append to {RESULTS.name}")
+    args = parser.parse_args(argv)
+
+    runtime = resolve_runtime(RuntimeSpec(device=args.device))
+    on_gpu = runtime.device.type == "cuda"
+    depths = args.depths or ([20, 56, 110, 1202] if on_gpu else [20, 56, 110])
+    steps = args.steps or (200 if on_gpu else 10)
+    repeats = args.repeats or (1 if on_gpu else 3)
+    info = machine()
+    settings = (f"ours: {'bf16 autocast' if runtime.autocast_dtype else 'fp32'}, "
+                f"{'channels_last' if runtime.channels_last else 'NCHW'}, "
+                f"{'fused' if runtime.fused_optimizer else 'foreach'} SGD, "
+                f"{'torch.compile reduce-overhead (CUDA graphs)' if runtime.cuda_graphs else 'eager'}; "
+                f"conventional: fp32 NCHW, torchvision transforms in "
+                f"{args.workers if args.workers is not None else default_workers(runtime.device)} DataLoader "
+                "workers, foreach SGD, loss.item() per step")
+    print("  ".join(f"{k}={v}" for k, v in info.items()))
+    print(f"device={runtime.device}  {settings}", flush=True)
+
+    rows = []
+    for depth in depths:
+        spec = ModelSpec(depth=depth)
+        train_set, _, classes = synthetic(DataSpec(dataset="synthetic", synthetic_train=args.batch * steps,
+                                                   synthetic_test=1), 32)
+        conventional = measure_conventional(spec, train_set.images, train_set.labels, classes, args.batch, steps,
+                                            warmup_steps=max(2, steps // 10), device=runtime.device,
+                                            workers=args.workers, repeats=repeats)
+        ours = measure_ours(depth, args.batch, steps, args.device, repeats)
+        rows.append(Row(depth, args.batch, conventional, ours, repeats))
+        print(table(rows)[-1], flush=True)
+
+    lines = table(rows)
+    print("\n".join(lines))
+    if not args.no_record:
+        kind = f"GPU: {info['gpu']}" if on_gpu else f"CPU only ({info['cpu']}, {info['cores']} cores)"
+        header = [f"## {info['date']}: {kind}", "",
+                  "Versions: " + ", ".join(f"{k} {info[k]}" for k in ("python", "torch", "torchvision", "cuda",
+                                                                      "cudnn") if k in info) + ".",
+                  f"Host: {info['host']}. Command: `python bench/train_throughput.py "
+                  f"{' '.join(argv if argv is not None else sys.argv[1:])}`.", f"Settings: {settings}.", ""]
+        new = not RESULTS.exists()
+        with RESULTS.open("a") as f:
+            if new:
+                f.write("# Training throughput, measured\n\nAppended by `bench/train_throughput.py`; newest last. "
+                        "images/s: best of the timed windows (ours: its epochs after the first); peak memory is CUDA's peak "
+                        "allocation (not measured on a CPU).\n\n")
+            f.write("\n".join(header + lines) + "\n\n")
+        print(f"appended to {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
