@@ -18,6 +18,9 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("train", "train", "train one trial in this process (no Ray, no MLflow): --set KEY=VALUE, --json"),
     ("report", "report", "rebuild the papers' tables and figures from a sweep's MLflow runs (md, csv, tex, png)"),
     ("plan", "plan", "print a sweep's trials, their cost and an estimated GPU time; start nothing"),
+    ("run", "run", "launch a sweep on Ray Tune (local Ray unless a cluster is given), tracked in MLflow"),
+    ("resume", "resume", "continue an interrupted sweep; finished trials are not re-run"),
+    ("status", "status", "sweeps and their trials: state, progress, latest metrics (starts no Ray)"),
 ]
 
 

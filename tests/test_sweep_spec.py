@@ -158,7 +158,7 @@ BAD = [
 
 
 @pytest.mark.parametrize("text,sets,key_path,expected", BAD, ids=[f"{b[2]}-{i}" for i, b in enumerate(BAD)])
-@pytest.mark.parametrize("command", ["plan"])
+@pytest.mark.parametrize("command", ["plan", "run"])
 def test_bad_input_exits_2_naming_the_key_path_and_starts_nothing(tmp_path, monkeypatch, capsys, command, text,
                                                                    sets, key_path, expected):
     monkeypatch.chdir(tmp_path)

@@ -1,0 +1,52 @@
+"""`resnet-sweep resume NAME`: continue an interrupted sweep. Finished trials are never re-run, unfinished and
+errored ones continue from their last checkpoint, and MLflow keeps the same parent and child runs."""
+from __future__ import annotations
+
+import argparse
+
+from orchestrator.commands.run import add_runtime_arguments
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="NAME", help="the sweep's name (`resnet-sweep status` lists them)")
+    add_runtime_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from orchestrator import state
+    from orchestrator.cli import CliError
+    from orchestrator.driver import check_not_running, drive
+    from orchestrator.sweep import sweep_from_dict
+
+    record = state.load(args.name)
+    check_not_running(args.name)
+    if record.effective_state() == "finished":
+        raise CliError(f"sweep {args.name!r} finished already; `resnet-sweep run {record.sweep_file}` "
+                       "launches it again")
+    import yaml
+
+    sweep = sweep_from_dict(yaml.safe_load(record.sweep_copy.read_text()))
+
+    def tuner_factory():
+        from ray import tune
+
+        from orchestrator.mlflow_callback import MlflowSweepCallback
+        from orchestrator.progress import ProgressCallback
+        from orchestrator.sweep import expand
+        from orchestrator.tracking import Tracker
+        from orchestrator.tune_runner import build_tuner, init_ray, restore_tuner, trial_resources
+
+        init_ray(args.address or record.address, args.num_cpus)
+        resources, note = trial_resources(sweep)
+        if note:
+            print(f"note: {note}")
+        Tracker(record.tracking_uri).reopen_sweep(record.parent_run_id)
+        if tune.Tuner.can_restore(record.experiment_path):
+            return restore_tuner(record.experiment_path, resources)
+        # Killed before Tune saved anything: start the same experiment afresh (same parent run, same trials).
+        callbacks = [MlflowSweepCallback(record.tracking_uri, record.parent_run_id),
+                     ProgressCallback(f"Sweep {sweep.name}")]
+        storage, _, experiment_dir = record.experiment_path.rstrip("/").rpartition("/")
+        return build_tuner(sweep, expand(sweep), resources, storage, experiment_dir, callbacks)
+
+    return drive(record, tuner_factory, resume=True)

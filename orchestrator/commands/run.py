@@ -1,0 +1,97 @@
+"""`resnet-sweep run SWEEP.yaml`: launch a sweep here on Ray Tune (local Ray unless RAY_ADDRESS/--address),
+tracked in MLflow (a SQLite store in the working directory unless --tracking-uri), with a live trial table."""
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+
+from orchestrator.commands._sweep_args import add_sweep_arguments, sweep_from_args
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_sweep_arguments(parser)
+    add_runtime_arguments(parser)
+    parser.add_argument("--storage", default=None, metavar="DIR_OR_URI",
+                        help="Ray Tune storage for checkpoints and experiment state (a path every node sees, or "
+                             "s3://...); default: $RESNET_SWEEPS_HOME/ray_results (~/.resnet_sweeps/ray_results)")
+    parser.add_argument("--tracking-uri", default=None, metavar="URI",
+                        help="MLflow tracking URI (default: sqlite:///<working dir>/mlruns.db)")
+
+
+def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--address", default=None, metavar="ADDRESS",
+                        help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray started here)")
+    parser.add_argument("--num-cpus", type=int, default=None, metavar="N",
+                        help="CPUs of the local Ray (default: all of this machine's)")
+
+
+def run(args: argparse.Namespace) -> int:
+    sweep = sweep_from_args(args)  # validates every trial: bad input exits 2 before anything starts
+    from orchestrator.sweep import expand
+
+    trials = expand(sweep)
+    from pathlib import Path
+
+    from orchestrator import state
+    from orchestrator.driver import check_not_running, drive
+    from orchestrator.tracking import Tracker, default_tracking_uri
+
+    check_not_running(sweep.name)
+    tracking_uri = args.tracking_uri or default_tracking_uri()
+    storage = args.storage or str(state.default_storage())
+    if "://" not in storage:
+        storage = str(Path(storage).expanduser().resolve())
+    sweep_dict = sweep.to_dict()
+    parent = Tracker(tracking_uri).start_sweep(sweep.experiment_name, sweep.name, sweep_dict, len(trials),
+                                               tags=_code_tags())
+    experiment_dir = f"{sweep.name}-{datetime.now():%Y%m%d-%H%M%S}"  # one Tune experiment per launch
+    record = state.SweepRecord(
+        name=sweep.name, sweep_file=str(args.sweep), experiment=sweep.experiment_name, tracking_uri=tracking_uri,
+        parent_run_id=parent, storage_path=storage, experiment_path=f"{storage.rstrip('/')}/{experiment_dir}",
+        trials=[{"id": t.id, "name": t.name, "iterations": t.spec.optim.iterations} for t in trials],
+        address=args.address)
+    state.save(record, sweep_dict)
+
+    def tuner_factory():
+        from orchestrator.mlflow_callback import MlflowSweepCallback
+        from orchestrator.progress import ProgressCallback
+        from orchestrator.tune_runner import build_tuner, init_ray, trial_resources
+
+        init_ray(args.address, args.num_cpus)
+        _check_storage(args.address, storage)
+        resources, note = trial_resources(sweep)
+        if note:
+            print(f"note: {note}")
+        callbacks = [MlflowSweepCallback(tracking_uri, parent), ProgressCallback(f"Sweep {sweep.name}")]
+        return build_tuner(sweep, trials, resources, storage, experiment_dir, callbacks)
+
+    return drive(record, tuner_factory, resume=False)
+
+
+def _check_storage(address: str | None, storage: str) -> None:
+    """On a multi-node cluster, refuse storage that some node cannot see (orchestrator.cluster, when present)."""
+    try:
+        from orchestrator.cluster import check_shared_storage
+    except ImportError:
+        return
+    check_shared_storage(storage)
+
+
+def _code_tags() -> dict[str, str]:
+    """Version tags of the parent run: package version and the git commit of the working tree, if any."""
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, version
+
+    tags = {}
+    try:
+        tags["resnet_sweeps.version"] = version("resnet-sweeps")
+    except PackageNotFoundError:
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                                cwd=__file__.rsplit("/orchestrator/", 1)[0])
+        if commit.returncode == 0:
+            tags["mlflow.source.git.commit"] = commit.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return tags

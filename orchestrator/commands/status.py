@@ -1,0 +1,86 @@
+"""`resnet-sweep status [NAME]`: the sweeps this state directory knows, or one sweep's trials (state,
+progress, latest metrics), read from the state record and MLflow; never starts Ray."""
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", nargs="?", metavar="NAME", help="one sweep's trials (default: list the sweeps)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def sweep_rows() -> list[dict[str, Any]]:
+    from orchestrator import state
+
+    return [{"name": r.name, "state": r.effective_state(), "trials": len(r.trials), "created": r.created,
+             "experiment": r.experiment, "tracking_uri": r.tracking_uri, "parent_run_id": r.parent_run_id,
+             "sweep_file": r.sweep_file} for r in state.load_all()]
+
+
+def trial_rows(name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The sweep's summary and one row per trial; trials MLflow has not heard of yet are pending."""
+    from orchestrator import state
+    from orchestrator.tracking import LAST_STEP, STATE, TRIAL_ID, Tracker
+
+    record = state.load(name)
+    sweep_state = record.effective_state()
+    runs = {run.data.tags.get(TRIAL_ID): run for run in Tracker(record.tracking_uri).trial_runs(record.parent_run_id)}
+    rows = []
+    for trial in record.trials:
+        run = runs.get(trial["id"])
+        tags, metrics = (run.data.tags, run.data.metrics) if run else ({}, {})
+        trial_state = tags.get(STATE, "pending")
+        if trial_state == "running" and sweep_state != "running":
+            trial_state = "interrupted"
+        rows.append({"name": trial["name"], "id": trial["id"], "state": trial_state,
+                     "iteration": max(int(tags.get(LAST_STEP, 0)), 0), "iterations": trial["iterations"],
+                     "train_error": metrics.get("train_error"), "test_error": metrics.get("test_error"),
+                     "images_per_sec": metrics.get("images_per_sec"),
+                     "run_id": run.info.run_id if run else None})
+    summary = {"name": record.name, "state": sweep_state, "experiment": record.experiment,
+               "tracking_uri": record.tracking_uri, "parent_run_id": record.parent_run_id,
+               "experiment_path": record.experiment_path, "created": record.created}
+    return summary, rows
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=max(Console().width, 100))
+    if args.name is None:
+        rows = sweep_rows()
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        if not rows:
+            from orchestrator import state
+
+            console.print(f"no sweeps under {state.home()} yet: `resnet-sweep run sweeps/smoke.yaml` starts one")
+            return 0
+        table = Table(title="Sweeps", title_justify="left")
+        for col in ("name", "state", "trials", "created", "sweep file"):
+            table.add_column(col, no_wrap=True)
+        for r in rows:
+            table.add_row(r["name"], r["state"], str(r["trials"]), r["created"], r["sweep_file"])
+        console.print(table)
+        return 0
+    summary, rows = trial_rows(args.name)
+    if args.json:
+        print(json.dumps({**summary, "trials": rows}, indent=2))
+        return 0
+    from orchestrator.progress import render
+    from orchestrator.tracking import ui_command
+
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["state"]] = counts.get(r["state"], 0) + 1
+    console.print(render(rows, f"Sweep {summary['name']} ({summary['state']}): "
+                               + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))))
+    if summary["state"] == "interrupted":
+        console.print(f"continue it:  resnet-sweep resume {summary['name']}", highlight=False)
+    console.print(f"compare the runs:  {ui_command(summary['tracking_uri'])}", highlight=False, soft_wrap=True)
+    return 0

@@ -1,0 +1,105 @@
+"""The live table `run` and `resume` show: one row per trial with its state, progress and latest errors.
+
+A Ray Tune callback in the driver. On a terminal it redraws a rich table at most twice a second; into a pipe or
+a log file it prints one line per finished, diverged or failed trial instead of redrawing.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ray.tune import Callback
+
+REFRESH_S = 0.5
+_STATE = {"PENDING": "pending", "RUNNING": "running", "PAUSED": "paused", "TERMINATED": "finished",
+          "ERROR": "failed"}
+
+
+def trial_state(trial: Any) -> str:
+    if trial.status == "TERMINATED" and (trial.last_result or {}).get("state") == "diverged":
+        return "diverged"
+    return _STATE.get(trial.status, trial.status.lower())
+
+
+def trial_row(trial: Any) -> dict[str, Any]:
+    """What the table shows for one Tune trial (also the closing summary's rows)."""
+    info, result = trial.config["trial"], trial.last_result or {}
+    return {"name": info["name"], "id": info["id"], "state": trial_state(trial),
+            "iteration": result.get("iteration", 0) if result.get("state") != "diverged"
+            else result.get("diverged_at_iteration"),
+            "iterations": info["spec"]["optim"]["iterations"], "train_error": result.get("train_error"),
+            "test_error": result.get("test_error"), "images_per_sec": result.get("images_per_sec")}
+
+
+def render(rows: list[dict[str, Any]], title: str) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col in ("trial", "state", "iteration", "train err %", "test err %", "images/s"):
+        table.add_column(col, justify="left" if col in ("trial", "state") else "right", no_wrap=True)
+    colour = {"finished": "green", "running": "cyan", "diverged": "yellow", "failed": "red"}
+    for r in rows:
+        table.add_row(r["name"], f"[{colour.get(r['state'], 'white')}]{r['state']}[/]",
+                      f"{r['iteration'] or 0:,}/{r['iterations']:,}", _pct(r["train_error"]),
+                      _pct(r["test_error"]), f"{r['images_per_sec']:,.0f}" if r["images_per_sec"] else "-")
+    return table
+
+
+def _pct(value: float | None) -> str:
+    return f"{100 * value:.2f}" if isinstance(value, (int, float)) else "-"
+
+
+class ProgressCallback(Callback):
+    def __init__(self, title: str):
+        self.title = title
+        self._reset()
+
+    def _reset(self) -> None:
+        self._live: Any = None
+        self._console: Any = None
+        self._last = 0.0
+        self._reported: set[str] = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"title": self.title}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._reset()
+
+    def setup(self, **info: Any) -> None:
+        from rich.console import Console
+
+        self._console = Console()
+        if self._console.is_terminal:
+            from rich.live import Live
+
+            self._live = Live(render([], self.title), console=self._console, auto_refresh=False)
+            self._live.start()
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        now = time.monotonic()
+        if now - self._last < REFRESH_S:
+            return
+        self._last = now
+        self._draw(trials)
+
+    def _draw(self, trials: list) -> None:
+        rows = [trial_row(t) for t in trials]
+        if self._live is not None:
+            self._live.update(render(rows, self.title), refresh=True)
+            return
+        if self._console is None:
+            return
+        for r in rows:
+            if r["state"] in ("finished", "diverged", "failed") and r["id"] not in self._reported:
+                self._reported.add(r["id"])
+                self._console.print(f"{r['state']:>8}  {r['name']}  iteration {r['iteration'] or 0:,}/"
+                                    f"{r['iterations']:,}  train err {_pct(r['train_error'])}%  "
+                                    f"test err {_pct(r['test_error'])}%", highlight=False)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._draw(trials)
+        if self._live is not None:
+            self._live.stop()
+            self._live = None

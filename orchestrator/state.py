@@ -1,0 +1,132 @@
+"""Where sweeps keep their state, so `status` and `resume NAME` work from a new process without starting Ray.
+
+One small JSON record per sweep name under `$RESNET_SWEEPS_HOME/sweeps/` (default `~/.resnet_sweeps`): the
+resolved sweep (a YAML copy beside it), the Tune experiment directory, the MLflow tracking URI and parent run,
+the trials (id, name, iterations), the driver's pid and the launch's state. Written atomically; the latest
+launch of a name replaces the record (earlier launches stay in MLflow as earlier parent runs).
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from orchestrator.cli import CliError
+
+State = Literal["running", "finished", "failed", "interrupted"]
+
+
+def home() -> Path:
+    """Root of the project's state: $RESNET_SWEEPS_HOME, else ~/.resnet_sweeps."""
+    return Path(os.environ.get("RESNET_SWEEPS_HOME") or "~/.resnet_sweeps").expanduser().resolve()
+
+
+def default_storage() -> Path:
+    """Ray Tune's storage_path (trial checkpoints, experiment state) unless `--storage` says otherwise."""
+    return home() / "ray_results"
+
+
+@dataclass
+class SweepRecord:
+    name: str
+    sweep_file: str  # as given to `run`
+    experiment: str  # MLflow experiment
+    tracking_uri: str
+    parent_run_id: str
+    storage_path: str  # Tune storage root (a path or a URI)
+    experiment_path: str  # the Tune experiment directory that `resume` restores
+    trials: list[dict[str, Any]]  # {id, name, iterations}
+    state: State = "running"
+    driver_pid: int | None = None
+    driver_host: str = field(default_factory=socket.gethostname)
+    address: str | None = None  # Ray cluster address, None for a local Ray
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    updated: str = ""
+
+    @property
+    def sweep_copy(self) -> Path:
+        return sweep_dir(self.name) / "sweep.yaml"
+
+    def effective_state(self) -> State:
+        """`running` only while the recorded driver lives (on this host); a killed driver means interrupted."""
+        if self.state == "running" and not self.driver_alive():
+            return "interrupted"
+        return self.state
+
+    def driver_alive(self) -> bool:
+        if self.driver_pid is None or self.driver_host != socket.gethostname():
+            return False
+        try:
+            os.kill(self.driver_pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return _not_zombie(self.driver_pid)
+
+
+def _not_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def sweep_dir(name: str) -> Path:
+    return home() / "sweeps" / name
+
+
+def record_path(name: str) -> Path:
+    return sweep_dir(name) / "record.json"
+
+
+def save(record: SweepRecord, sweep_dict: dict[str, Any] | None = None) -> None:
+    """Write the record (and the resolved sweep copy, when given) atomically."""
+    directory = sweep_dir(record.name)
+    directory.mkdir(parents=True, exist_ok=True)
+    if sweep_dict is not None:
+        _atomic_write(record.sweep_copy, yaml.safe_dump(sweep_dict, sort_keys=False))
+    record.updated = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    _atomic_write(record_path(record.name), json.dumps(asdict(record), indent=2))
+
+
+def load(name: str) -> SweepRecord:
+    path = record_path(name)
+    if not path.is_file():
+        known = ", ".join(r.name for r in load_all()) or "none yet"
+        raise CliError(f"no sweep named {name!r} under {home()} (known: {known}); "
+                       "set RESNET_SWEEPS_HOME if it ran with another state directory")
+    return SweepRecord(**json.loads(path.read_text()))
+
+
+def load_all() -> list[SweepRecord]:
+    root = home() / "sweeps"
+    if not root.is_dir():
+        return []
+    records = []
+    for path in sorted(root.glob("*/record.json")):
+        try:
+            records.append(SweepRecord(**json.loads(path.read_text())))
+        except (ValueError, TypeError):
+            continue  # a record from another version of the tool: skip rather than fail `status`
+    return sorted(records, key=lambda r: r.created, reverse=True)
+
+
+def update(name: str, **changes: Any) -> SweepRecord:
+    record = load(name)
+    for key, value in changes.items():
+        setattr(record, key, value)
+    save(record)
+    return record
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

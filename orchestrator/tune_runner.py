@@ -1,0 +1,248 @@
+"""Ray Tune runs a sweep's trials: one Tune trial per expanded trial spec, checkpoints through Tune's API.
+
+The trainable only adapts `resnet_core.train.train`: it reports each epoch's metrics with the checkpoint that
+train() has just written, restores from `tune.get_checkpoint()` after a crash or a `resume`, and turns a
+DivergedError into a final result (state diverged) instead of an error, so Tune's FailureConfig retries real
+crashes from the last checkpoint but never retries a diverged trial. Local Ray starts itself (no dashboard) unless
+RAY_ADDRESS or `--address` names a cluster.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from orchestrator.sweep import SweepSpec, Trial
+
+# Tune snapshots its experiment state (which trials finished) at most this often; `resume` starts from the
+# latest snapshot, and a trial that finished after it is replayed from its final checkpoint without training.
+EXPERIMENT_SNAPSHOT_S = "5"
+
+
+def trainable(config: dict[str, Any]) -> None:
+    """One trial: config["trial"] is Trial.to_dict() ({id, name, spec, varied}); config["state_dir"] is the Tune
+    experiment directory when every node sees it as a file system (None for s3:// and the like)."""
+    from ray import tune
+
+    from resnet_core.spec import TrialSpec
+    from resnet_core.train import DivergedError, train
+
+    spec = TrialSpec.from_dict(config["trial"]["spec"])
+    work = Path(tempfile.mkdtemp(prefix="resnet-trial-"))
+    durable = latest_dir(config)
+    checkpoint_dir = durable or work / "checkpoint"
+    try:
+        restored = None
+        previous = tune.get_checkpoint()  # a retry after a crash: Tune hands back the last reported one
+        if previous is not None:
+            restored = Path(previous.to_directory(str(work / "restored")))
+        elif durable is not None and (durable / "checkpoint.pt").is_file():
+            restored = durable  # `resume` after the driver died: train() has kept this one up to date
+        history = durable.parent / "metrics.jsonl" if durable is not None else None
+        first = True
+        try:
+            for metrics in train(spec, checkpoint_dir=checkpoint_dir, resume_from=restored):
+                result = {k: v for k, v in metrics.items() if k != "done"}  # "done" means stop to Tune
+                result["final"] = bool(metrics.get("done"))
+                if first:
+                    result.update(environment(), resumed_from_iteration=_iteration(restored))
+                    if restored is not None and history is not None and history.is_file():
+                        result["backfill"] = _read_history(history)  # what a killed driver may not have logged
+                    first = False
+                if history is not None:
+                    with history.open("a") as f:
+                        f.write(json.dumps(_epoch_only(metrics)) + "\n")
+                tune.report(result, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir))
+                            if checkpoint_dir.is_dir() else None)
+        except DivergedError as err:  # recorded as an outcome, not retried: the same seed diverges again
+            tune.report({"state": "diverged", "diverged_at_iteration": err.iteration, "final": True,
+                         "error": str(err)})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _epoch_only(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _read_history(path: Path) -> list[dict[str, Any]]:
+    """Epoch results this trial reported before (one JSON line each; a torn last line is skipped)."""
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
+def latest_dir(config: dict[str, Any]) -> Path | None:
+    """The trial's own always-current checkpoint directory inside the Tune experiment directory.
+
+    Why besides Tune's checkpoints: Tune deletes old checkpoints as new ones arrive but snapshots its experiment
+    state only now and then, so after a SIGKILLed driver the snapshot can name a checkpoint that is gone, and
+    Tune's restore fails. `resume` therefore restarts unfinished trials and they continue from this directory,
+    which train() rewrites atomically before every report.
+    """
+    if not config.get("state_dir"):
+        return None
+    info = config["trial"]
+    return Path(config["state_dir"]) / f"{info['name']}_{info['id']}" / "latest"
+
+
+def _iteration(checkpoint: Path | None) -> int:
+    """Schedule position of a restored checkpoint (0: a fresh start), for the run's resumed_from tag."""
+    if checkpoint is None:
+        return 0
+    from resnet_core.checkpoint import load_checkpoint
+
+    return int(load_checkpoint(checkpoint).get("iteration", -1))
+
+
+def environment() -> dict[str, str]:
+    """Where the trial ran: MLflow tags for the GPU, versions and host."""
+    import torch
+
+    device = "cpu"
+    if torch.cuda.is_available() and os.environ.get("CUDA_VISIBLE_DEVICES", "x") != "":
+        device = torch.cuda.get_device_name(0)
+    import ray
+
+    return {"device": device, "torch": torch.__version__, "cuda": str(torch.version.cuda),
+            "host": platform.node(), "node_id": ray.get_runtime_context().get_node_id()}
+
+
+def trial_name(trial: Any) -> str:
+    return trial.config["trial"]["name"]
+
+
+def trial_dirname(trial: Any) -> str:
+    return f"{trial.config['trial']['name']}_{trial.config['trial']['id']}"  # latest_dir() relies on it
+
+
+def shared_state_dir(storage_path: str, experiment_dir: str) -> str | None:
+    """The experiment directory as a file-system path, when storage is one (local or shared); else None."""
+    if "://" in storage_path and not storage_path.startswith("file://"):
+        return None
+    return str(Path(storage_path.removeprefix("file://")).expanduser() / experiment_dir)
+
+
+def init_ray(address: str | None, num_cpus: int | None = None) -> None:
+    """Join RAY_ADDRESS/--address when given; else start a local Ray (dashboard off, nothing to start by hand)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", EXPERIMENT_SNAPSHOT_S)
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our own table; keep Tune's reporter quiet
+    # Keeping few checkpoints forces an experiment snapshot per checkpoint (wanted: `resume` then knows them);
+    # Tune warns about it on every short epoch.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # MLflow is the record; Tune's CSV/JSON/TensorBoard copies of every result cost time and complain about lists.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # Without those loggers Tune's result summary warns that result.json is missing; its metrics come from
+    # the experiment state all the same.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING", log_to_driver=False,
+                 configure_logging=True)
+
+
+def trial_resources(sweep: SweepSpec) -> tuple[dict[str, float], str | None]:
+    """Ray resources per trial, and a note when GPUs were asked for on a cluster without any (run on CPU)."""
+    import ray
+
+    gpus = ray.cluster_resources().get("GPU", 0)
+    wanted = sweep.resources.gpu
+    gpu = (1.0 if gpus else 0.0) if wanted is None else wanted
+    note = None
+    if gpu and not gpus:
+        note = f"resources.gpu is {gpu:g} but this Ray cluster has no GPU: trials run on CPU"
+        gpu = 0.0
+    return {"cpu": sweep.resources.cpu, "gpu": gpu}, note
+
+
+def trial_epochs(trial: Trial) -> int:
+    from orchestrator.plan import split_sizes
+
+    train_images, _ = split_sizes(trial.spec.data)
+    steps = -(-train_images // trial.spec.optim.batch_size)  # an epoch is ceil(N / batch) iterations
+    return -(-trial.spec.optim.iterations // steps)
+
+
+def _wrapped(resources: dict[str, float]) -> Any:
+    from ray import tune
+
+    return tune.with_resources(trainable, resources)
+
+
+def build_tuner(sweep: SweepSpec, trials: list[Trial], resources: dict[str, float], storage_path: str,
+                experiment_dir: str, callbacks: list) -> Any:
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    s = sweep.scheduler
+    scheduler: Any = FIFOScheduler()
+    if s.kind == "asha":
+        epochs = max(trial_epochs(t) for t in trials)  # Tune's training_iteration counts reports: epochs
+        scheduler = ASHAScheduler(time_attr="training_iteration", metric=s.metric, mode=s.mode,
+                                  max_t=s.max_t or epochs, grace_period=s.grace_period,
+                                  reduction_factor=s.reduction_factor)
+    tune_config = tune.TuneConfig(scheduler=scheduler, reuse_actors=True, trial_name_creator=trial_name,
+                                  trial_dirname_creator=trial_dirname,
+                                  max_concurrent_trials=sweep.max_concurrent)
+    run_config = tune.RunConfig(
+        name=experiment_dir, storage_path=storage_path, verbose=0, callbacks=callbacks,
+        failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2))  # ResNet-1202: 0.2 GB each
+    space = {"trial": tune.grid_search([t.to_dict() for t in trials]),
+             "state_dir": shared_state_dir(storage_path, experiment_dir)}
+    return tune.Tuner(_wrapped(resources), param_space=space,
+                      tune_config=tune_config, run_config=run_config)
+
+
+def restore_tuner(experiment_path: str, resources: dict[str, float]) -> Any:
+    """The interrupted experiment: finished trials stay finished (never re-run); the others restart and continue
+    from their own latest checkpoint (see latest_dir), or from Tune's when storage is not a file system."""
+    from ray import tune
+    from ray.tune import ResumeConfig
+
+    shared = shared_state_dir(*experiment_path.rstrip("/").rsplit("/", 1)) is not None
+    if shared:
+        forget_live_trials(Path(experiment_path))
+    again = ResumeConfig.ResumeType.RESTART if shared else ResumeConfig.ResumeType.RESUME
+    return tune.Tuner.restore(experiment_path, trainable=_wrapped(resources),
+                              _resume_config=ResumeConfig(finished=ResumeConfig.ResumeType.SKIP,
+                                                          unfinished=again, errored=again))
+
+
+def forget_live_trials(experiment_dir: Path) -> None:
+    """Work around Ray Tune restoring its grid searcher's set of live trials as it was at the last snapshot.
+
+    With `max_concurrent` that set still counts trials that finished (or died with the driver) before the kill,
+    nothing removes them after `resume`, and the searcher never hands out the remaining trials: the sweep stalls.
+    The restarted trials are tracked by Tune's controller anyway, so the searcher starts with an empty set (at
+    worst `max_concurrent` is exceeded while the restarted trials finish). Best effort: files Tune did not write
+    in this format are left alone.
+    """
+    import ray.cloudpickle as pickle
+
+    for path in experiment_dir.glob("basic-variant-state-*.json"):
+        try:
+            state = pickle.loads(path.read_bytes())
+            if not isinstance(state, dict) or not isinstance(state.get("_live_trials"), set):
+                continue
+            state["_live_trials"] = set()
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_bytes(pickle.dumps(state))
+            os.replace(tmp, path)
+        except Exception:  # noqa: BLE001  a format this workaround does not know: leave it as Tune wrote it
+            continue

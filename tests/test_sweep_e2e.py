@@ -1,0 +1,172 @@
+"""End to end through the real CLI: local Ray Tune, resnet_core training on CPU, a SQLite MLflow store, all in
+tmp_path. The smoke sweep's runs are checked through MlflowClient (nesting, params, metrics by step, artifacts);
+a driver SIGKILLed after its first trial finished is resumed to completion without duplicate runs or re-runs."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.sweep import expand, load_sweep
+from tests.conftest import RESNET_SWEEP, resnet_sweep
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def sweep_env(tmp_path, monkeypatch):
+    """Environment for the CLI: state in tmp_path, a local Ray of 2 CPUs, no cluster address."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["RESNET_SWEEPS_HOME"] = str(tmp_path / "home")
+    env["PYTHONUNBUFFERED"] = "1"
+    monkeypatch.setenv("RESNET_SWEEPS_HOME", env["RESNET_SWEEPS_HOME"])
+    return env
+
+
+def client(tmp_path: Path):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns.db'}")
+
+
+def children(c, parent_id: str) -> list:
+    experiment_id = c.get_run(parent_id).info.experiment_id
+    return c.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'")
+
+
+# The smoke sweep with a quarter of its images per step: the same 8 iterations per epoch, 4x less arithmetic.
+SMALLER = ("--set", "data.synthetic_train=64", "--set", "data.synthetic_test=32", "--set", "optim.batch_size=8")
+
+
+def test_smoke_sweep_end_to_end(tmp_path, sweep_env):
+    started = time.monotonic()
+    result = resnet_sweep("run", str(ROOT / "sweeps" / "smoke.yaml"), *SMALLER, "--num-cpus", "2", cwd=tmp_path,
+                          env=sweep_env, timeout=240)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "4 finished" in result.stdout and f"mlflow ui --backend-store-uri sqlite:///{tmp_path}" in result.stdout
+    print(f"smoke sweep: {elapsed:.1f} s wall")
+
+    status = resnet_sweep("status", "smoke", "--json", cwd=tmp_path, env=sweep_env)
+    assert status.returncode == 0, status.stderr
+    summary = json.loads(status.stdout)
+    assert summary["state"] == "finished" and len(summary["trials"]) == 4
+    assert {t["state"] for t in summary["trials"]} == {"finished"}
+
+    c = client(tmp_path)
+    experiment = c.get_experiment_by_name("smoke")
+    parents = c.search_runs([experiment.experiment_id], filter_string="tags.`resnet_sweeps.role` = 'sweep'")
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.status == "FINISHED" and parent.data.tags["resnet_sweeps.sweep"] == "smoke"
+    runs = children(c, parent.info.run_id)
+    assert sorted(r.info.run_name for r in runs) == sorted(["resnet8-A-seed0", "plain8-A-seed0",
+                                                             "resnet14-A-seed0", "plain14-A-seed0"])
+    sweep = load_sweep(ROOT / "sweeps" / "smoke.yaml", SMALLER[1::2])
+    ids = {t.name: t.id for t in expand(sweep)}  # what `plan` shows
+    for run in runs:
+        tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+        assert run.info.status == "FINISHED"
+        assert tags["resnet_sweeps.role"] == "trial" and tags["resnet_sweeps.state"] == "finished"
+        assert tags["resnet_sweeps.trial_id"] == ids[run.info.run_name]  # the plan's stable id
+        assert tags["resnet_sweeps.device"] == "cpu" and "resnet_sweeps.torch" in tags
+        assert params["model.depth"] in ("8", "14") and params["optim.iterations"] == "24"
+        assert int(params["model.params"]) > 0 and int(params["model.macs"]) > 0
+        history = c.get_metric_history(run.info.run_id, "test_error")
+        assert [m.step for m in history] == [8, 16, 24]  # step = iteration; 8 iterations per epoch
+        assert metrics["final_test_error"] == history[-1].value
+        assert 0 <= metrics["final_train_error"] <= 1 and metrics["final_images_per_sec"] > 0
+        for key in ("train_loss", "train_error", "lr", "images_per_sec", "epoch_time"):
+            assert len(c.get_metric_history(run.info.run_id, key)) == 3
+        artifacts = {a.path for a in c.list_artifacts(run.info.run_id)}
+        assert artifacts == {"config.yaml", "layer_responses.json"}
+        responses = json.loads(Path(c.download_artifacts(run.info.run_id, "layer_responses.json",
+                                                         str(tmp_path))).read_text())
+        depth = int(params["model.depth"])
+        assert len(responses["layers"]) == len(responses["std"]) == depth - 1  # every 3x3 conv: all but the fc
+        assert all(s > 0 for s in responses["std"])
+
+
+KILL_SWEEP = """
+name: killed
+base:
+  model: {family: cifar, depth: 8}
+  data: {dataset: synthetic, synthetic_train: 16, synthetic_test: 16, augment: false}
+  optim: {batch_size: 8, iterations: 200, milestones: [150]}   # 2 iterations per epoch: 100 epochs
+  runtime: {device: cpu, eval_batch_size: 16}
+grid:
+  optim.lr: [0.1, 0.05, 0.02]
+max_concurrent: 1        # one trial after another, so "the first finished" is well defined
+resources: {cpu: 1, gpu: 0}
+"""
+
+
+def _wait_for_line(process: subprocess.Popen, text: str, timeout: float) -> list[str]:
+    lines, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            break
+        lines.append(line)
+        if text in line:
+            return lines
+    raise AssertionError(f"no {text!r} within {timeout} s; output: {''.join(lines)}")
+
+
+def test_killed_driver_resumes_without_duplicates_or_reruns(tmp_path, sweep_env):
+    sweep = tmp_path / "killed.yaml"
+    sweep.write_text(KILL_SWEEP)
+    driver = subprocess.Popen([RESNET_SWEEP, "run", str(sweep), "--num-cpus", "2"], cwd=tmp_path, env=sweep_env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        _wait_for_line(driver, "finished  resnet8-A-lr0.1-seed0", timeout=180)
+        time.sleep(1.5)  # the second trial is a few epochs in
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        try:  # the local Ray the driver started lives in its session: end it too, as a dead machine would
+            os.killpg(driver.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert driver.returncode == -signal.SIGKILL
+
+    c = client(tmp_path)
+    before = resnet_sweep("status", "killed", "--json", cwd=tmp_path, env=sweep_env)
+    assert before.returncode == 0, before.stderr
+    states = {t["name"]: t["state"] for t in json.loads(before.stdout)["trials"]}
+    assert json.loads(before.stdout)["state"] == "interrupted"
+    assert states["resnet8-A-lr0.1-seed0"] == "finished"
+    assert states["resnet8-A-lr0.02-seed0"] == "pending"
+    parent_id = json.loads(before.stdout)["parent_run_id"]
+    first = {r.info.run_name: r for r in children(c, parent_id)}
+    assert set(first) == {"resnet8-A-lr0.1-seed0", "resnet8-A-lr0.05-seed0"}
+    killed_at = int(first["resnet8-A-lr0.05-seed0"].data.tags["resnet_sweeps.last_step"])
+    assert 0 < killed_at < 200
+
+    resumed = resnet_sweep("resume", "killed", "--num-cpus", "2", cwd=tmp_path, env=sweep_env, timeout=240)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "3 finished" in resumed.stdout
+
+    runs = {r.info.run_name: r for r in children(c, parent_id)}
+    assert len(children(c, parent_id)) == 3 and set(runs) == {"resnet8-A-lr0.1-seed0", "resnet8-A-lr0.05-seed0",
+                                                              "resnet8-A-lr0.02-seed0"}
+    parents = c.search_runs([c.get_run(parent_id).info.experiment_id],
+                            filter_string="tags.`resnet_sweeps.role` = 'sweep'")
+    assert [p.info.run_id for p in parents] == [parent_id] and parents[0].info.status == "FINISHED"
+    for name, run in runs.items():
+        assert run.data.tags["resnet_sweeps.state"] == "finished" and run.info.status == "FINISHED"
+        steps = sorted(m.step for m in c.get_metric_history(run.info.run_id, "train_loss"))
+        assert steps == list(range(2, 201, 2)), name  # every epoch exactly once: no step twice, none lost
+    done_first = runs["resnet8-A-lr0.1-seed0"]
+    assert done_first.data.tags["resnet_sweeps.starts"] == "1"  # finished before the kill: never re-run
+    assert done_first.info.start_time == first["resnet8-A-lr0.1-seed0"].info.start_time
+    interrupted = runs["resnet8-A-lr0.05-seed0"].data.tags
+    assert interrupted["resnet_sweeps.starts"] == "2"
+    # Continued from its checkpoint (which may be a few epochs past what the dying driver had logged).
+    assert killed_at - 10 <= int(interrupted["resnet_sweeps.resumed_from_iteration"]) < 200
