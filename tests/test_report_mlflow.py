@@ -170,3 +170,24 @@ def test_unknown_sweep_lists_known_experiments(store, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no sweep 'nope'" in err and f"known experiments: another-sweep, planned, {SWEEP}" in err
     assert not (tmp_path / "x").exists()
+
+
+def test_report_finds_the_store_that_run_recorded(store, tmp_path, monkeypatch, capsys):
+    """Without --tracking-uri, `report NAME` reads the store `resnet-sweep run` recorded for NAME."""
+    from orchestrator import state
+
+    uri, parent_id = store
+    monkeypatch.setenv("RESNET_SWEEPS_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)  # no mlruns.db here: only the record can point at the store
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    state.save(state.SweepRecord(name=SWEEP, sweep_file="sweep.yaml", experiment=SWEEP, tracking_uri=uri,
+                                 parent_run_id=parent_id, storage_path=str(tmp_path), experiment_path=str(tmp_path),
+                                 trials=[]))
+    assert main(["report", SWEEP, "--only", "table6", "--no-log"]) == 0
+    assert (tmp_path / "reports" / SWEEP / "table6.md").is_file()
+    assert "8.80 (8.90 ± 0.14)" in capsys.readouterr().out
+    assert main(["report", "planned", "--only", "nonsense"]) == 2
+    assert "--only: unknown report 'nonsense'" in capsys.readouterr().err
+    assert main(["report", "elsewhere"]) == 2  # no record, no store in the working directory
+    assert "no MLflow store at sqlite:///" in capsys.readouterr().err
+    assert not (tmp_path / "mlruns.db").exists()

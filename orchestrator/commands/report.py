@@ -11,7 +11,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", metavar="NAME", help="the sweep's name (its `name:`)")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR", help="output folder (default ./reports/NAME)")
     parser.add_argument("--tracking-uri", default=None, metavar="URI",
-                        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else MLflow's local default)")
+                        help="MLflow tracking URI (default: the one `run` recorded for NAME, else "
+                             "MLFLOW_TRACKING_URI, else sqlite:///<working dir>/mlruns.db as `run` uses)")
     parser.add_argument("--only", nargs="+", default=None, metavar="REPORT",
                         help="build these reports instead of the sweep's list (table6 table1 table2 table3 "
                              "resnext fig6 fig7)")
@@ -27,18 +28,37 @@ def run(args: argparse.Namespace) -> int:
         unknown = [n for n in args.only if n not in REPORTS]
         if unknown:
             raise CliError(f"--only: unknown report {unknown[0]!r}; expected some of {', '.join(REPORTS)}")
-    sweep = read_sweep(args.name, args.tracking_uri)
+    tracking_uri = _tracking_uri(args)
+    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).is_file():
+        raise CliError(f"no MLflow store at {tracking_uri} (no sweep has run here); pass --tracking-uri, or run "
+                       "report where `resnet-sweep run` ran")  # MLflow would create an empty one
+    sweep = read_sweep(args.name, tracking_uri)
     if sweep is None:
-        known = known_sweeps(args.tracking_uri)
-        raise CliError(f"no sweep {args.name!r} in the MLflow store; known experiments: "
+        known = known_sweeps(tracking_uri)
+        raise CliError(f"no sweep {args.name!r} in the MLflow store {tracking_uri}; known experiments: "
                        f"{', '.join(known) if known else '(none)'}")
     out_dir = args.out if args.out is not None else Path("reports") / args.name
     report = build_report(sweep, out_dir, paper_values(), tuple(args.only) if args.only else None)
     print(report.markdown)
     if not args.no_log:
-        log_report(report, sweep, args.tracking_uri)
+        log_report(report, sweep, tracking_uri)
     where = "" if args.no_log else f"; logged to run {sweep.parent_run_id} under report/"
     print(f"Wrote {len(report.files)} files to {out_dir}{where}.")
     if report.missing:
         print(f"{len(report.missing)} cells still missing (see 'Still missing' above).")
     return 0
+
+
+def _tracking_uri(args: argparse.Namespace) -> str:
+    """--tracking-uri; else the store `resnet-sweep run` recorded for this sweep (its state record); else
+    MLFLOW_TRACKING_URI; else run's own default, the SQLite store in the working directory."""
+    if args.tracking_uri:
+        return args.tracking_uri
+    import os
+
+    from orchestrator import state
+    from orchestrator.tracking import default_tracking_uri
+
+    if state.record_path(args.name).is_file():
+        return state.load(args.name).tracking_uri
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
