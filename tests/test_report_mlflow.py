@@ -158,6 +158,9 @@ def test_report_command_end_to_end(store, tmp_path, capsys):
     assert "The residual nets avoid it: ResNet-32 3.00% vs ResNet-20 4.25%." in printed
     assert "7 trials: 5 finished, 1 running, 1 diverged" in printed
     assert "- table6: ResNet-110: 1 running (200/400 it)" in printed
+    assert "## Trials not finished\n\n- resnet56-A-seed0: diverged, 200/400 it\n- resnet110-A-seed0: running, 200/400 it" \
+        in printed
+    assert "2 of 7 trials not finished" in printed
     assert all(r["runs"] == "not run" for r in csv.DictReader((out / "table2.csv").open()))
     assert r"\toprule" in (out / "table6.tex").read_text()
     logged = {a.path for a in MlflowClient(tracking_uri=uri).list_artifacts(parent_id, "report")}

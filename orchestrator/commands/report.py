@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from orchestrator.architectures import paper_values
-    from orchestrator.report.build import REPORTS, build_report, log_report
+    from orchestrator.report.build import REPORTS, build_report, log_report, unfinished
     from orchestrator.report.rows import known_sweeps, read_sweep
 
     if args.only:
@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"Wrote {len(report.files)} files to {out_dir}{where}.")
     if report.missing:
         print(f"{len(report.missing)} cells still missing (see 'Still missing' above).")
+    if unfinished(sweep):
+        print(f"{len(unfinished(sweep))} of {len(sweep.rows)} trials not finished (see 'Trials not finished').")
     return 0
 
 

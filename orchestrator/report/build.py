@@ -46,6 +46,17 @@ def state_counts(sweep: SweepRuns) -> str:
     return f"{len(sweep.rows)} trials" + (f": {', '.join(parts)}" if parts else "")
 
 
+def unfinished(sweep: SweepRuns) -> tuple[str, ...]:
+    """'resnet110-A-seed0: running, 3200/64000 it' for every trial that has not finished (yet)."""
+    lines = []
+    for row in sweep.rows:
+        if row.finished:
+            continue
+        progress = f", {row.iteration}/{row.iterations} it" if row.iteration is not None and row.iterations else ""
+        lines.append(f"{row.run_name}: {row.state}{progress}")
+    return tuple(lines)
+
+
 def build_report(sweep: SweepRuns, out_dir: Path, paper: Mapping[str, Any],
                  requested: tuple[str, ...] | None = None) -> Report:
     """Write the reports for `sweep` into `out_dir`; `requested` overrides the sweep's own report list."""
@@ -75,6 +86,9 @@ def build_report(sweep: SweepRuns, out_dir: Path, paper: Mapping[str, Any],
             sections += ["", f"### {name}", "", f"![{name}]({name}.png)"]
     if missing:
         sections += ["", "## Still missing", ""] + [f"- {gap}" for gap in missing]
+    waiting = unfinished(sweep)
+    if waiting:
+        sections += ["", "## Trials not finished", ""] + [f"- {line}" for line in waiting]
     markdown = "\n".join(sections) + "\n"
     summary = out_dir / "report.md"
     summary.write_text(markdown)
