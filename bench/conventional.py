@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -59,48 +58,38 @@ def default_workers(device: torch.device) -> int:
     return min(8, cores) if device.type == "cuda" else max(1, cores // 2)
 
 
-@dataclass(frozen=True)
-class Measurement:
-    images_per_sec: float
-    peak_memory_bytes: int | None  # CUDA: peak allocated during the timed steps; None on the CPU
-    steps: int
+class ConventionalTrainer:
+    """The conventional loop, timed in windows so a benchmark can interleave it with ours (both then see the
+    same background load on a shared machine)."""
 
+    def __init__(self, model_spec: ModelSpec, images_u8: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                 batch_size: int, device: torch.device, workers: int | None = None):
+        workers = default_workers(device) if workers is None else workers
+        torch.manual_seed(0)
+        self.model = build_model(model_spec, num_classes).to(device).train()
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+        loader = conventional_loader(images_u8, labels, batch_size, workers, pin_memory=device.type == "cuda")
+        self.batches = itertools.chain.from_iterable(itertools.repeat(loader))
+        self.batch_size, self.device, self.running_loss = batch_size, device, 0.0
 
-def measure_conventional(model_spec: ModelSpec, images_u8: torch.Tensor, labels: torch.Tensor, num_classes: int,
-                         batch_size: int, steps: int, warmup_steps: int, device: torch.device,
-                         workers: int | None = None, repeats: int = 1) -> Measurement:
-    """Best images/s over `repeats` windows of `steps` timed steps, after `warmup_steps` untimed ones (workers
-    up, kernels tuned). Best-of-windows filters out other processes' bursts on a shared machine."""
-    workers = default_workers(device) if workers is None else workers
-    torch.manual_seed(0)
-    model = build_model(model_spec, num_classes).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-    loader = conventional_loader(images_u8, labels, batch_size, workers, pin_memory=device.type == "cuda")
-    batches = itertools.chain.from_iterable(itertools.repeat(loader))
-    model.train()
-    running = 0.0
-
-    def run(count: int) -> None:
-        nonlocal running
-        for _ in range(count):
-            x, y = next(batches)
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            loss = F.cross_entropy(model(x), y)
-            optimizer.zero_grad()
+    def run(self, steps: int) -> None:
+        for _ in range(steps):
+            x, y = next(self.batches)
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            loss = F.cross_entropy(self.model(x), y)
+            self.optimizer.zero_grad()
             loss.backward()
-            optimizer.step()
-            running += loss.item()  # the progress bar's running loss: one host sync per step
+            self.optimizer.step()
+            self.running_loss += loss.item()  # the progress bar's running loss: one host sync per step
 
-    run(warmup_steps)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-    best = 0.0
-    for _ in range(repeats):
+    def window(self, steps: int) -> float:
+        """Images per second over `steps` steps."""
+        self.synchronize()
         started = time.perf_counter()
-        run(steps)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        best = max(best, steps * batch_size / (time.perf_counter() - started))
-    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-    return Measurement(best, peak, steps)
+        self.run(steps)
+        self.synchronize()
+        return steps * self.batch_size / (time.perf_counter() - started)
+
+    def synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)

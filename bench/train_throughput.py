@@ -4,8 +4,9 @@
     python bench/train_throughput.py --depths 20 --steps 10 --no-record
 
 Ours is `resnet_core.train.train` itself on synthetic CIFAR-shaped data (data on the device, batched on-device
-augmentation; on CUDA bf16 autocast, channels_last, fused SGD, CUDA graphs), timed over its second epoch so the
-first absorbs compilation and warm-up. The conventional trainer (bench/conventional.py) sees the same images.
+augmentation; on CUDA bf16 autocast, channels_last, fused SGD, CUDA graphs); the conventional trainer
+(bench/conventional.py) sees the same images. The two run in alternating timed windows after an untimed one
+(compilation, CUDA-graph capture, worker start-up), and the best window of each is kept.
 Targets on one H100 (issue 3): ResNet-20 >= 5x the conventional trainer's images/s; ResNet-1202 at batch 128
 within 40 GB. On a CPU both trainers run eager fp32, so a ratio near 1 is the expected outcome there.
 """
@@ -23,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
 
-from bench.conventional import Measurement, default_workers, measure_conventional  # noqa: E402
+from bench.conventional import ConventionalTrainer, default_workers  # noqa: E402
 from resnet_core.data import synthetic  # noqa: E402
 from resnet_core.runtime import resolve_runtime  # noqa: E402
 from resnet_core.spec import DataSpec, ModelSpec, RuntimeSpec, TrialSpec  # noqa: E402
@@ -33,36 +34,69 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
 @dataclass(frozen=True)
+class Measurement:
+    images_per_sec: float  # best timed window
+    peak_memory_bytes: int | None  # CUDA's peak allocation in this trainer's windows; None on a CPU
+
+
+@dataclass(frozen=True)
 class Row:
     depth: int
     batch: int
+    steps: int
+    repeats: int
     conventional: Measurement
     ours: Measurement
-    repeats: int
 
     @property
     def ratio(self) -> float:
         return self.ours.images_per_sec / self.conventional.images_per_sec
 
 
-def measure_ours(depth: int, batch: int, steps: int, device: str, repeats: int) -> Measurement:
-    """Best images/s over epochs 2..1+repeats of `steps` iterations each (epoch 1 absorbs compilation)."""
+def compare(depth: int, batch: int, steps: int, repeats: int, device: torch.device, workers: int | None) -> Row:
+    """Both trainers on the same images, timed in alternating windows of `steps` iterations; best window kept.
+
+    Ours is `train()` on a synthetic set of batch x steps images, so one of its epochs is one window; its first
+    epoch (compilation, CUDA-graph capture) and the conventional trainer's first `steps` steps are not timed.
+    """
+    on_gpu = device.type == "cuda"
+    train_set, _, classes = synthetic(DataSpec(dataset="synthetic", synthetic_train=batch * steps,
+                                               synthetic_test=1), 32)
     spec = TrialSpec.from_dict({
-        "model": {"depth": depth}, "runtime": {"device": device},
+        "model": {"depth": depth}, "runtime": {"device": device.type},
         "data": {"dataset": "synthetic", "synthetic_train": batch * steps, "synthetic_test": batch},
         "optim": {"batch_size": batch, "iterations": (1 + repeats) * steps}})
-    if torch.cuda.is_available() and device != "cpu":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    history = list(train(spec))
-    peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() and device != "cpu" else None
-    return Measurement(max(m["images_per_sec"] for m in history[1:]), peak, steps)
+    conventional = ConventionalTrainer(ModelSpec(depth=depth), train_set.images, train_set.labels, classes, batch,
+                                       device, workers)
+    ours = train(spec)
+    best = {"conventional": 0.0, "ours": 0.0}
+    peaks = {"conventional": 0, "ours": 0}
+
+    def timed(name: str, window) -> float:
+        """Run one window; track this trainer's peak CUDA allocation (the other's resident weights included)."""
+        if on_gpu:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        value = window()
+        if on_gpu:
+            peaks[name] = max(peaks[name], torch.cuda.max_memory_allocated())
+        return value
+
+    timed("conventional", lambda: conventional.run(steps))  # untimed warm-up windows
+    timed("ours", lambda: next(ours))
+    for _ in range(repeats):
+        best["conventional"] = max(best["conventional"], timed("conventional", lambda: conventional.window(steps)))
+        best["ours"] = max(best["ours"], timed("ours", lambda: next(ours)["images_per_sec"]))
+    peak = (lambda name: peaks[name] if on_gpu else None)
+    return Row(depth, batch, steps, repeats, Measurement(best["conventional"], peak("conventional")),
+               Measurement(best["ours"], peak("ours")))
 
 
 def machine() -> dict[str, str]:
     info = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "host": platform.platform(), "cpu": _cpu_name(), "cores": str(os.cpu_count()),
-            "python": platform.python_version(), "torch": torch.__version__}
+            "python": platform.python_version(), "torch": torch.__version__,
+            "load_average": " ".join(f"{x:.1f}" for x in os.getloadavg())}  # others' work skews CPU figures
     try:
         import torchvision
         info["torchvision"] = torchvision.__version__
@@ -92,7 +126,7 @@ def table(rows: list[Row]) -> list[str]:
     lines = ["| model | batch | timed steps x windows | conventional img/s | ours img/s | ratio | conventional peak mem "
              "| ours peak mem |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| resnet{r.depth} | {r.batch} | {r.ours.steps} x {r.repeats} | {r.conventional.images_per_sec:,.0f} | "
+        lines.append(f"| resnet{r.depth} | {r.batch} | {r.steps} x {r.repeats} | {r.conventional.images_per_sec:,.0f} | "
                      f"{r.ours.images_per_sec:,.0f} | {r.ratio:.2f}x | {_gib(r.conventional.peak_memory_bytes)} | "
                      f"{_gib(r.ours.peak_memory_bytes)} |")
     return lines
@@ -129,14 +163,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for depth in depths:
-        spec = ModelSpec(depth=depth)
-        train_set, _, classes = synthetic(DataSpec(dataset="synthetic", synthetic_train=args.batch * steps,
-                                                   synthetic_test=1), 32)
-        conventional = measure_conventional(spec, train_set.images, train_set.labels, classes, args.batch, steps,
-                                            warmup_steps=max(2, steps // 10), device=runtime.device,
-                                            workers=args.workers, repeats=repeats)
-        ours = measure_ours(depth, args.batch, steps, args.device, repeats)
-        rows.append(Row(depth, args.batch, conventional, ours, repeats))
+        rows.append(compare(depth, args.batch, steps, repeats, runtime.device, args.workers))
         print(table(rows)[-1], flush=True)
 
     lines = table(rows)
@@ -146,13 +173,13 @@ def main(argv: list[str] | None = None) -> int:
         header = [f"## {info['date']}: {kind}", "",
                   "Versions: " + ", ".join(f"{k} {info[k]}" for k in ("python", "torch", "torchvision", "cuda",
                                                                       "cudnn") if k in info) + ".",
-                  f"Host: {info['host']}. Command: `python bench/train_throughput.py "
+                  f"Host: {info['host']}; 1/5/15-minute load average at start: {info['load_average']}. Command: `python bench/train_throughput.py "
                   f"{' '.join(argv if argv is not None else sys.argv[1:])}`.", f"Settings: {settings}.", ""]
         new = not RESULTS.exists()
         with RESULTS.open("a") as f:
             if new:
                 f.write("# Training throughput, measured\n\nAppended by `bench/train_throughput.py`; newest last. "
-                        "images/s: best of the timed windows (ours: its epochs after the first); peak memory is CUDA's peak "
+                        "images/s: best of the timed windows, the two trainers alternating; peak memory is CUDA's peak "
                         "allocation (not measured on a CPU).\n\n")
             f.write("\n".join(header + lines) + "\n\n")
         print(f"appended to {RESULTS}")
