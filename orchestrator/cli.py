@@ -21,6 +21,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("run", "run", "launch a sweep on Ray Tune (local Ray unless a cluster is given), tracked in MLflow"),
     ("resume", "resume", "continue an interrupted sweep; finished trials are not re-run"),
     ("status", "status", "sweeps and their trials: state, progress, latest metrics (starts no Ray)"),
+    ("submit", "submit", "run a sweep on a Ray cluster as a Ray Job; prints the job id and how to follow it"),
 ]
 
 

@@ -1,0 +1,105 @@
+"""Sweeps as Ray Jobs on a cluster: stage the code and the resolved sweep, submit, follow, remember.
+
+The job's entrypoint is `python -m orchestrator.cli run sweep.yaml ...` inside a working_dir Ray uploads, so the
+cluster runs exactly the code and sweep submitted (the working_dir comes first on the job's Python path), and the
+driver runs on the head, where it logs every trial to MLflow: worker nodes never need to reach the tracking server.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import shlex
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+import orchestrator
+import resnet_core
+from orchestrator import state
+from orchestrator.sweep import SweepSpec
+
+_PACKAGES = (Path(resnet_core.__file__).parent, Path(orchestrator.__file__).parent)
+_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What `status` needs to find a submitted sweep again."""
+
+    sweep: str
+    job_id: str
+    address: str
+    tracking_uri: str
+    storage: str | None
+    submitted: str
+
+
+def stage(sweep: SweepSpec, into: Path) -> Path:
+    """A working_dir holding the two packages and the resolved sweep (with --set applied) as sweep.yaml."""
+    for package in _PACKAGES:
+        shutil.copytree(package, into / package.name, ignore=_IGNORE)
+    (into / "sweep.yaml").write_text(yaml.safe_dump(sweep.to_dict(), sort_keys=False))
+    return into
+
+
+def entrypoint(tracking_uri: str, storage: str | None) -> str:
+    words = ["python", "-m", "orchestrator.cli", "run", "sweep.yaml", "--tracking-uri", tracking_uri]
+    if storage:
+        words += ["--storage", storage]
+    return shlex.join(words)
+
+
+def submit(sweep: SweepSpec, address: str, tracking_uri: str, storage: str | None) -> Submission:
+    from ray.job_submission import JobSubmissionClient
+
+    client = JobSubmissionClient(address)
+    job_id = f"{sweep.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    with tempfile.TemporaryDirectory(prefix="resnet-sweep-job-") as tmp:
+        client.submit_job(entrypoint=entrypoint(tracking_uri, storage), submission_id=job_id,
+                          runtime_env={"working_dir": str(stage(sweep, Path(tmp)))},
+                          metadata={"resnet_sweeps.sweep": sweep.name})
+    submission = Submission(sweep.name, job_id, address, tracking_uri, storage,
+                            datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    _record(submission)
+    return submission
+
+
+def follow(address: str, job_id: str) -> str:
+    """Stream the job's logs to stdout until it ends; returns its final status (SUCCEEDED, FAILED, STOPPED)."""
+    from ray.job_submission import JobSubmissionClient
+
+    client = JobSubmissionClient(address)
+
+    async def tail() -> None:
+        async for lines in client.tail_job_logs(job_id):
+            print(lines, end="", flush=True)
+
+    asyncio.run(tail())
+    return str(client.get_job_status(job_id).value)
+
+
+def job_status(submission: Submission) -> str:
+    """The job's state as Ray reports it, or why it cannot be read right now."""
+    from ray.job_submission import JobSubmissionClient
+
+    try:
+        return str(JobSubmissionClient(submission.address).get_job_status(submission.job_id).value)
+    except Exception as err:  # an unreachable cluster is a status to show, not a crash of `status`
+        return f"unknown ({type(err).__name__}: cluster not reachable at {submission.address})"
+
+
+def submissions() -> list[Submission]:
+    folder = state.home() / "submissions"
+    return [Submission(**json.loads(p.read_text())) for p in sorted(folder.glob("*.json"))]
+
+
+def _record(submission: Submission) -> None:
+    folder = state.home() / "submissions"
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{submission.job_id}.json.tmp"
+    tmp.write_text(json.dumps(asdict(submission), indent=2))
+    tmp.replace(folder / f"{submission.job_id}.json")

@@ -1,0 +1,123 @@
+"""A real two-node Ray cluster and an MLflow server on one machine, inside a network namespace of their own.
+
+The namespace has only a loopback interface, so Ray's nodes find no routable address and use 127.0.0.1, and
+nothing these tests start is reachable from, or reaches, any other address. Each node is a separate `ray start`
+(its own raylet, object store and resources); every process is killed when the context ends, even on failure.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+BIN = Path(sys.executable).parent
+RAY_PORT, DASHBOARD_PORT, MLFLOW_PORT = 6379, 8265, 5000
+
+
+def can_make_namespaces() -> bool:
+    return os.geteuid() == 0 and shutil.which("ip") is not None
+
+
+@dataclass
+class LoopbackCluster:
+    namespace: str
+    root: Path  # scratch space: ray temp dir, MLflow store, shared Tune storage
+    env: dict[str, str]
+
+    @property
+    def shared_dir(self) -> Path:
+        """Seen alike by both nodes."""
+        return self.root / "shared"
+
+    @property
+    def head_only_dir(self) -> Path:
+        """The worker node sees an empty tmpfs here (a private mount): storage only the head sees."""
+        return self.root / "head-only"
+
+    @property
+    def jobs_address(self) -> str:
+        return f"http://127.0.0.1:{DASHBOARD_PORT}"
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"http://127.0.0.1:{MLFLOW_PORT}"
+
+    @property
+    def backend_store(self) -> str:
+        return f"sqlite:///{self.root}/mlflow.db"
+
+    def command(self, *args: str) -> list[str]:
+        return ["ip", "netns", "exec", self.namespace, *args]
+
+    def run(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+        done = subprocess.run(self.command(*args), env=self.env, capture_output=True, text=True, timeout=timeout)
+        if check and done.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def start(self, *args: str, log: str) -> subprocess.Popen:
+        out = open(self.root / log, "w")
+        return subprocess.Popen(self.command(*args), env=self.env, stdout=out, stderr=subprocess.STDOUT)
+
+
+@contextmanager
+def loopback_cluster(cpus_per_node: int = 1) -> Iterator[LoopbackCluster]:
+    namespace = f"rsweep-{uuid.uuid4().hex[:8]}"
+    root = Path(tempfile.mkdtemp(prefix="rsw-"))  # short: Ray's socket paths must fit in 107 characters
+    # Ray 2.5x enables token authentication on `ray start --head`; every client here uses the same token file.
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0",
+           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "RESNET_SWEEPS_HOME": str(root / "home")}
+    env.pop("RAY_ADDRESS", None)
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    cluster = LoopbackCluster(namespace, root, env)
+    try:
+        cluster.run("ip", "link", "set", "lo", "up")
+        cluster.run("ray", "start", "--head", f"--port={RAY_PORT}", f"--num-cpus={cpus_per_node}",
+                    "--dashboard-host=127.0.0.1", f"--dashboard-port={DASHBOARD_PORT}", f"--temp-dir={root}/ray",
+                    "--disable-usage-stats")
+        cluster.head_only_dir.mkdir()
+        cluster.shared_dir.mkdir()
+        # The worker node lives in a mount namespace of its own, with a tmpfs over head_only_dir.
+        worker = shlex.join(["ray", "start", f"--address=127.0.0.1:{RAY_PORT}", f"--num-cpus={cpus_per_node}",
+                             "--disable-usage-stats"])
+        cluster.run("unshare", "--mount", "--propagation", "private", "sh", "-c",
+                    f"mount -t tmpfs tmpfs {shlex.quote(str(cluster.head_only_dir))} && {worker}")
+        cluster.start("mlflow", "server", "--host", "127.0.0.1", "--port", str(MLFLOW_PORT),
+                      "--backend-store-uri", cluster.backend_store, "--artifacts-destination",
+                      str(root / "artifacts"), "--workers", "1", log="mlflow.log")
+        _wait_for_port(cluster, MLFLOW_PORT, timeout=60)
+        yield cluster
+    finally:
+        _kill_namespace(namespace)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _wait_for_port(cluster: LoopbackCluster, port: int, timeout: float) -> None:
+    probe = (f"import socket,sys; s=socket.socket(); s.settimeout(1); "
+             f"sys.exit(s.connect_ex(('127.0.0.1', {port})))")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cluster.run(sys.executable, "-c", probe, check=False).returncode == 0:
+            return
+        time.sleep(0.5)
+    log = (cluster.root / "mlflow.log").read_text() if (cluster.root / "mlflow.log").exists() else ""
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} in {cluster.namespace} after {timeout}s\n{log}")
+
+
+def _kill_namespace(namespace: str) -> None:
+    for sig in ("-TERM", "-KILL"):
+        pids = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True).stdout.split()
+        if pids:
+            subprocess.run(["kill", sig, *pids], capture_output=True)
+            time.sleep(2 if sig == "-TERM" else 0.5)
+    subprocess.run(["ip", "netns", "del", namespace], capture_output=True)
+
