@@ -98,10 +98,10 @@ name: killed
 base:
   model: {family: cifar, depth: 8}
   data: {dataset: synthetic, synthetic_train: 16, synthetic_test: 16, augment: false}
-  optim: {batch_size: 8, iterations: 200, milestones: [150]}   # 2 iterations per epoch: 100 epochs
+  optim: {batch_size: 8, iterations: 80, milestones: [60]}   # 2 iterations per epoch: 40 epochs
   runtime: {device: cpu, eval_batch_size: 16}
 grid:
-  optim.lr: [0.1, 0.05, 0.02]
+  optim.lr: [0.1, 0.05, 0.02, 1000000.0]   # the last one diverges: recorded as such, not retried
 max_concurrent: 1        # one trial after another, so "the first finished" is well defined
 resources: {cpu: 1, gpu: 0}
 """
@@ -147,14 +147,18 @@ def test_killed_driver_resumes_without_duplicates_or_reruns(tmp_path, sweep_env)
     first = {r.info.run_name: r for r in children(c, parent_id)}
     assert set(first) == {"resnet8-A-lr0.1-seed0", "resnet8-A-lr0.05-seed0"}
     killed_at = int(first["resnet8-A-lr0.05-seed0"].data.tags["resnet_sweeps.last_step"])
-    assert 0 < killed_at < 200
+    assert 0 < killed_at < 80
 
     resumed = resnet_sweep("resume", "killed", "--num-cpus", "2", cwd=tmp_path, env=sweep_env, timeout=240)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "3 finished" in resumed.stdout
+    assert "1 diverged, 3 finished" in resumed.stdout
 
     runs = {r.info.run_name: r for r in children(c, parent_id)}
-    assert len(children(c, parent_id)) == 3 and set(runs) == {"resnet8-A-lr0.1-seed0", "resnet8-A-lr0.05-seed0",
+    diverged = runs.pop("resnet8-A-lr1e+06-seed0")
+    assert diverged.data.tags["resnet_sweeps.state"] == "diverged" and diverged.info.status == "FAILED"
+    assert diverged.data.tags["resnet_sweeps.starts"] == "1"  # a diverged trial is not retried
+    assert 0 <= int(diverged.data.tags["resnet_sweeps.diverged_at_iteration"]) < 80
+    assert len(children(c, parent_id)) == 4 and set(runs) == {"resnet8-A-lr0.1-seed0", "resnet8-A-lr0.05-seed0",
                                                               "resnet8-A-lr0.02-seed0"}
     parents = c.search_runs([c.get_run(parent_id).info.experiment_id],
                             filter_string="tags.`resnet_sweeps.role` = 'sweep'")
@@ -162,11 +166,11 @@ def test_killed_driver_resumes_without_duplicates_or_reruns(tmp_path, sweep_env)
     for name, run in runs.items():
         assert run.data.tags["resnet_sweeps.state"] == "finished" and run.info.status == "FINISHED"
         steps = sorted(m.step for m in c.get_metric_history(run.info.run_id, "train_loss"))
-        assert steps == list(range(2, 201, 2)), name  # every epoch exactly once: no step twice, none lost
+        assert steps == list(range(2, 81, 2)), name  # every epoch exactly once: no step twice, none lost
     done_first = runs["resnet8-A-lr0.1-seed0"]
     assert done_first.data.tags["resnet_sweeps.starts"] == "1"  # finished before the kill: never re-run
     assert done_first.info.start_time == first["resnet8-A-lr0.1-seed0"].info.start_time
     interrupted = runs["resnet8-A-lr0.05-seed0"].data.tags
     assert interrupted["resnet_sweeps.starts"] == "2"
     # Continued from its checkpoint (which may be a few epochs past what the dying driver had logged).
-    assert killed_at - 10 <= int(interrupted["resnet_sweeps.resumed_from_iteration"]) < 200
+    assert killed_at - 10 <= int(interrupted["resnet_sweeps.resumed_from_iteration"]) < 80
