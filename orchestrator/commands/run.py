@@ -33,10 +33,18 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from orchestrator import state
+    from orchestrator.cli import CliError
     from orchestrator.driver import check_not_running, drive
     from orchestrator.tracking import Tracker, default_tracking_uri
 
     check_not_running(sweep.name)
+    try:
+        previous = state.load(sweep.name)
+        if previous.effective_state() == "interrupted":
+            print(f"note: the interrupted launch of {sweep.name!r} ({previous.created}) stays in MLflow; this is a new "
+                  f"launch (`resnet-sweep resume {sweep.name}` would have continued it)")
+    except CliError:  # no earlier launch of this name
+        pass
     tracking_uri = args.tracking_uri or default_tracking_uri()
     storage = args.storage or str(state.default_storage())
     if "://" not in storage:
