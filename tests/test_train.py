@@ -1,4 +1,6 @@
 """Training on CPU with tiny synthetic trials: learning, exact resume, warm-up, divergence, transfer, Figure 7."""
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -187,3 +189,13 @@ def test_figure7_std_is_the_std_of_the_response():
     handle.remove()
     assert stds[0] == pytest.approx(bn_out[0].double().std(unbiased=False).item(), rel=1e-9)
 
+
+
+def test_throughput_bench_compares_both_trainers_on_cpu(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+    from bench.train_throughput import compare, table
+
+    row = compare(depth=8, batch=8, steps=2, repeats=1, device=torch.device("cpu"), workers=0)
+    assert row.conventional.images_per_sec > 0 and row.ours.images_per_sec > 0
+    assert row.conventional.peak_memory_bytes is None  # CUDA-only figure
+    assert table([row])[-1].startswith("| resnet8 | 8 | 2 x 1 |")
