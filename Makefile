@@ -19,8 +19,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# The main job: the smoke sweep end to end (Ray Tune + MLflow, synthetic data, about a minute on 2 cores),
+# then its report. Runs land in ./mlruns.db; the last lines say how to browse them.
 demo: $(STAMP)
-	$(BIN)/resnet-sweep models
+	$(BIN)/resnet-sweep run sweeps/smoke.yaml
+	$(BIN)/resnet-sweep report smoke
+	@echo "browse the runs: $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db  (http://127.0.0.1:5000)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

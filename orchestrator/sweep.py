@@ -248,6 +248,11 @@ def sweep_from_dict(data: Mapping[str, Any], source: YamlSource | None = None) -
         report = [report]
     if not isinstance(report, list) or any(not isinstance(r, str) or not r for r in report):
         raise fail("report", report, "a list of report names (e.g. [table6, fig6, fig7])")
+    from orchestrator.report.build import REPORTS  # pure modules; plotting imports matplotlib only when called
+
+    for i, report_name in enumerate(report):
+        if report_name not in REPORTS:
+            raise fail(f"report[{i}]", report_name, f"one of {', '.join(REPORTS)}")
 
     sweep = SweepSpec(name=name, base=base, experiment=experiment, description=description, grid=grid,
                       overrides=overrides, seeds=tuple(seeds), max_concurrent=max_concurrent,

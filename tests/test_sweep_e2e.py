@@ -92,6 +92,14 @@ def test_smoke_sweep_end_to_end(tmp_path, sweep_env):
         assert len(responses["layers"]) == len(responses["std"]) == depth - 1  # every 3x3 conv: all but the fc
         assert all(s > 0 for s in responses["std"])
 
+    # The report rebuilds the sweep's figures from this real store, and logs them on the parent run.
+    report = resnet_sweep("report", "smoke", cwd=tmp_path, env=sweep_env)
+    assert report.returncode == 0, report.stderr
+    written = {p.name for p in (tmp_path / "reports" / "smoke").iterdir()}
+    assert {"fig6.png", "fig7.png", "report.md"} <= written
+    logged = {a.path for a in c.list_artifacts(parent.info.run_id, "report")}
+    assert {"report/fig6.png", "report/fig7.png", "report/report.md"} <= logged
+
 
 KILL_SWEEP = """
 name: killed

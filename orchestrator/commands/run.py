@@ -3,6 +3,7 @@ tracked in MLflow (a SQLite store in the working directory unless --tracking-uri
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import datetime
 
 from orchestrator.commands._sweep_args import add_sweep_arguments, sweep_from_args
@@ -49,6 +50,13 @@ def run(args: argparse.Namespace) -> int:
     storage = args.storage or str(state.default_storage())
     if "://" not in storage:
         storage = str(Path(storage).expanduser().resolve())
+    if args.address or os.environ.get("RAY_ADDRESS"):
+        from orchestrator.cluster import check_shared_storage
+        from orchestrator.tune_runner import init_ray
+
+        # Join the cluster before recording anything: storage some node cannot see is refused with nothing begun.
+        init_ray(args.address, args.num_cpus)
+        check_shared_storage(storage)
     sweep_dict = sweep.to_dict()
     parent = Tracker(tracking_uri).start_sweep(sweep.experiment_name, sweep.name, sweep_dict, len(trials),
                                                tags=_code_tags())
@@ -65,8 +73,7 @@ def run(args: argparse.Namespace) -> int:
         from orchestrator.progress import ProgressCallback
         from orchestrator.tune_runner import build_tuner, init_ray, trial_resources
 
-        init_ray(args.address, args.num_cpus)
-        _check_storage(args.address, storage)
+        init_ray(args.address, args.num_cpus)  # a no-op when joining a cluster: joined above
         resources, note = trial_resources(sweep)
         if note:
             print(f"note: {note}")
@@ -74,15 +81,6 @@ def run(args: argparse.Namespace) -> int:
         return build_tuner(sweep, trials, resources, storage, experiment_dir, callbacks)
 
     return drive(record, tuner_factory, resume=False)
-
-
-def _check_storage(address: str | None, storage: str) -> None:
-    """On a multi-node cluster, refuse storage that some node cannot see (orchestrator.cluster, when present)."""
-    try:
-        from orchestrator.cluster import check_shared_storage
-    except ImportError:
-        return
-    check_shared_storage(storage)
 
 
 def _code_tags() -> dict[str, str]:
