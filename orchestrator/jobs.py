@@ -11,6 +11,7 @@ import json
 import shlex
 import shutil
 import tempfile
+import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -57,7 +58,7 @@ def submit(sweep: SweepSpec, address: str, tracking_uri: str, storage: str | Non
     from ray.job_submission import JobSubmissionClient
 
     client = JobSubmissionClient(address)
-    job_id = f"{sweep.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    job_id = f"{sweep.name}-{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"  # unique, sorts by time
     with tempfile.TemporaryDirectory(prefix="resnet-sweep-job-") as tmp:
         client.submit_job(entrypoint=entrypoint(tracking_uri, storage), submission_id=job_id,
                           runtime_env={"working_dir": str(stage(sweep, Path(tmp)))},

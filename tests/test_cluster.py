@@ -1,4 +1,6 @@
 """`resnet-sweep submit` on a real two-node Ray cluster with a real MLflow server, all on loopback (issue 6)."""
+import json
+
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -39,3 +41,7 @@ def test_smoke_sweep_runs_on_both_nodes_and_nests_in_the_tracking_server():
         assert all(c.data.tags["resnet_sweeps.state"] == "finished" for c in mine)
         assert len({c.data.tags["resnet_sweeps.node_id"] for c in mine}) == 2  # trials ran on both nodes
         assert all("test_error" in c.data.metrics for c in mine)
+
+        listed = json.loads(cluster.run(RESNET_SWEEP, "status", "--json").stdout)
+        jobs = [r for r in listed if r.get("kind") == "ray_job"]
+        assert [j["state"] for j in jobs] == ["FAILED", "SUCCEEDED"]  # the refused launch, then the real one

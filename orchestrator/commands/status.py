@@ -20,6 +20,14 @@ def sweep_rows() -> list[dict[str, Any]]:
              "sweep_file": r.sweep_file} for r in state.load_all()]
 
 
+def submitted_rows() -> list[dict[str, Any]]:
+    """Sweeps sent to Ray clusters by `submit`, with their Ray job's state as the cluster reports it now."""
+    from orchestrator.jobs import job_status, submissions
+
+    return [{"name": s.sweep, "state": job_status(s), "job_id": s.job_id, "address": s.address,
+             "tracking_uri": s.tracking_uri, "created": s.submitted} for s in submissions()]
+
+
 def trial_rows(name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The sweep's summary and one row per trial; trials MLflow has not heard of yet are pending."""
     from orchestrator import state
@@ -52,21 +60,34 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console(width=max(Console().width, 100))
     if args.name is None:
-        rows = sweep_rows()
+        rows, submitted = sweep_rows(), submitted_rows()
         if args.json:
-            print(json.dumps(rows, indent=2))
+            print(json.dumps(rows + [{"kind": "ray_job", **r} for r in submitted], indent=2))
             return 0
-        if not rows:
+        if not rows and not submitted:
             from orchestrator import state
 
             console.print(f"no sweeps under {state.home()} yet: `resnet-sweep run sweeps/smoke.yaml` starts one")
             return 0
-        table = Table(title="Sweeps", title_justify="left")
-        for col in ("name", "state", "trials", "created", "sweep file"):
-            table.add_column(col, no_wrap=True)
-        for r in rows:
-            table.add_row(r["name"], r["state"], str(r["trials"]), r["created"], r["sweep_file"])
-        console.print(table)
+        if rows:
+            table = Table(title="Sweeps", title_justify="left")
+            for col in ("name", "state", "trials", "created", "sweep file"):
+                table.add_column(col, no_wrap=True)
+            for r in rows:
+                table.add_row(r["name"], r["state"], str(r["trials"]), r["created"], r["sweep_file"])
+            console.print(table)
+        if submitted:
+            console.print(_submitted_table(submitted))
+        return 0
+    submitted = [r for r in submitted_rows() if r["name"] == args.name]
+    if submitted and not _has_local_record(args.name):  # its driver runs on the cluster's head
+        if args.json:
+            print(json.dumps(submitted, indent=2))
+            return 0
+        console.print(_submitted_table(submitted))
+        latest = submitted[-1]
+        console.print(f"follow:  ray job logs --address {latest['address']} --follow {latest['job_id']}",
+                      highlight=False)
         return 0
     summary, rows = trial_rows(args.name)
     if args.json:
@@ -84,3 +105,25 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"continue it:  resnet-sweep resume {summary['name']}", highlight=False)
     console.print(f"compare the runs:  {ui_command(summary['tracking_uri'])}", highlight=False, soft_wrap=True)
     return 0
+
+
+def _has_local_record(name: str) -> bool:
+    from orchestrator import state
+    from orchestrator.cli import CliError
+
+    try:
+        state.load(name)
+    except CliError:
+        return False
+    return True
+
+
+def _submitted_table(rows: list[dict[str, Any]]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="Submitted to Ray clusters", title_justify="left")
+    for col in ("name", "job state", "job id", "address", "submitted"):
+        table.add_column(col, no_wrap=True)
+    for r in rows:
+        table.add_row(r["name"], r["state"], r["job_id"], r["address"], r["created"])
+    return table
