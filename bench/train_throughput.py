@@ -170,18 +170,20 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(lines))
     if not args.no_record:
         kind = f"GPU: {info['gpu']}" if on_gpu else f"CPU only ({info['cpu']}, {info['cores']} cores)"
-        header = [f"## {info['date']}: {kind}", "",
+        header = [f"## Training throughput, {info['date']}: {kind}", "",
                   "Versions: " + ", ".join(f"{k} {info[k]}" for k in ("python", "torch", "torchvision", "cuda",
                                                                       "cudnn") if k in info) + ".",
                   f"Host: {info['host']}; 1/5/15-minute load average at start: {info['load_average']}. Command: `python bench/train_throughput.py "
                   f"{' '.join(argv if argv is not None else sys.argv[1:])}`.", f"Settings: {settings}.", ""]
-        new = not RESULTS.exists()
+        previous = RESULTS.read_text() if RESULTS.exists() else ""
         with RESULTS.open("a") as f:
-            if new:
-                f.write("# Training throughput, measured\n\nAppended by `bench/train_throughput.py`; newest last. "
-                        "images/s: best of the timed windows, the two trainers alternating; peak memory is CUDA's peak "
-                        "allocation (not measured on a CPU).\n\n")
-            f.write("\n".join(header + lines) + "\n\n")
+            if not previous:
+                f.write("# Benchmarks, measured\n\nAppended by the scripts in bench/; newest last.\n\n")
+            elif not previous.endswith("\n\n"):
+                f.write("\n" if previous.endswith("\n") else "\n\n")
+            note = ("images/s: best of the timed windows, the two trainers alternating; peak memory: CUDA's peak "
+                    "allocation in each trainer's windows (not measured on a CPU).")
+            f.write("\n".join(header + [note, ""] + lines) + "\n\n")
         print(f"appended to {RESULTS}")
     return 0
 
