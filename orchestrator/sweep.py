@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
-import yaml
-
 from orchestrator.yamlsource import YamlSource
 from resnet_core.spec import TrialSpec
-from resnet_core.specio import SpecError, check_key_path, flatten, from_dict, set_path, to_dict
+from resnet_core.specio import (SpecError, check_key_path, flatten, from_dict, parse_set_item, set_path,
+                                to_dict)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -155,14 +154,7 @@ def apply_sets(data: Mapping[str, Any], sets: Sequence[str]) -> dict[str, Any]:
     paths, which go to `base` (`optim.iterations=10`), or replace the grid's values when the grid varies them."""
     out = dict(data)
     for item in sets:
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise SpecError(item, item, "KEY=VALUE (e.g. optim.iterations=100 or seeds=[0,1])", "--set")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
-            raise SpecError(key, text, "a YAML value (number, true/false, string, [list])", "--set") from None
+        key, value = parse_set_item(item, "optim.iterations=100 or seeds=[0,1]")
         head = key.split(".", 1)[0]
         grid = dict(out.get("grid") or {}) if isinstance(out.get("grid") or {}, Mapping) else {}
         if head == "grid" and "." in key:

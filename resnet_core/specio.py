@@ -7,11 +7,15 @@ X | None, tuple[T, ...] and nested spec dataclasses.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from typing import Any, Literal, Mapping, TypeVar, Union
 
 T = TypeVar("T")
+
+# YAML 1.1 (PyYAML) reads 1e-4 (no dot) as a string; YAML 1.2 and people read a number.
+_EXPONENT_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 
 class SpecError(ValueError):
@@ -79,6 +83,23 @@ def set_path(data: dict[str, Any], key_path: str, value: Any) -> dict[str, Any]:
     child = out.get(head)
     out[head] = set_path(dict(child) if isinstance(child, Mapping) else {}, rest, value)
     return out
+
+
+def parse_set_item(item: str, example: str) -> tuple[str, Any]:
+    """`KEY=VALUE` from the command line's `--set`: the key path and VALUE read as YAML; SpecError otherwise."""
+    import yaml
+
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise SpecError(item, item, f"KEY=VALUE (e.g. {example})", "--set")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise SpecError(key, text, "a YAML value (number, true/false, string, [list], {map})", "--set") from None
+    if isinstance(value, str) and _EXPONENT_FLOAT.match(value.strip()):
+        value = float(value)
+    return key, value
 
 
 def check_key_path(cls: type, key_path: str) -> None:

@@ -66,3 +66,15 @@ def test_key_paths_and_flattening():
     nested = set_path({"optim": {"lr": 0.1}}, "optim.warmup.lr", 0.01)
     assert nested == {"optim": {"lr": 0.1, "warmup": {"lr": 0.01}}}
     assert flatten(nested) == {"optim.lr": 0.1, "optim.warmup.lr": 0.01}
+
+
+def test_set_items_read_yaml_values_and_exponents():
+    from resnet_core.specio import parse_set_item
+
+    assert parse_set_item("optim.weight_decay=1e-4", "x=1") == ("optim.weight_decay", 1e-4)
+    assert parse_set_item("seeds=[0, 1]", "x=1") == ("seeds", [0, 1])
+    assert parse_set_item("model.residual=false", "x=1") == ("model.residual", False)
+    with pytest.raises(SpecError, match="KEY=VALUE"):
+        parse_set_item("model.depth", "model.depth=20")
+    with pytest.raises(SpecError, match="a YAML value"):
+        parse_set_item("seeds=[0, 1", "x=1")

@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from typing import Any, Sequence
 
-from resnet_core.specio import SpecError, check_key_path, set_path
-
-_EXPONENT_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+from resnet_core.specio import SpecError, check_key_path, parse_set_item, set_path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,22 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def trial_from_sets(sets: Sequence[str]):
     """A TrialSpec from `--set` items; unknown keys and bad values are SpecErrors naming the key path."""
-    import yaml
-
     from resnet_core.spec import TrialSpec
 
     data: dict[str, Any] = {}
     for item in sets:
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise SpecError(item, item, "KEY=VALUE (e.g. model.depth=20)", "--set")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
-            raise SpecError(key, text, "a YAML value (number, true/false, string, [list], {map})", "--set") from None
-        if isinstance(value, str) and _EXPONENT_FLOAT.match(value.strip()):
-            value = float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string; YAML 1.2 and users read a number
+        key, value = parse_set_item(item, "model.depth=20")
         try:
             check_key_path(TrialSpec, key)
         except SpecError as err:
