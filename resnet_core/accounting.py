@@ -7,6 +7,7 @@ ResNet-1202 (1.2 s here) beats the meta device's per-op overhead over its 3,600 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 from torch import nn
@@ -53,6 +54,7 @@ def count_macs(model: nn.Module, image_size: int) -> int:
     return total
 
 
+@lru_cache(maxsize=64)  # sweeps repeat architectures over seeds and settings; specs are frozen, so hashable
 def model_cost(spec: ModelSpec, num_classes: int, image_size: int | None = None) -> ModelCost:
     """Cost of the network `spec` describes, at the layout's native resolution unless told otherwise."""
     size = image_size or net_layout(spec).image_size
