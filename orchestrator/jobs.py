@@ -101,6 +101,4 @@ def submissions() -> list[Submission]:
 def _record(submission: Submission) -> None:
     folder = state.home() / "submissions"
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{submission.job_id}.json.tmp"
-    tmp.write_text(json.dumps(asdict(submission), indent=2))
-    tmp.replace(folder / f"{submission.job_id}.json")
+    state.atomic_write(folder / f"{submission.job_id}.json", json.dumps(asdict(submission), indent=2))

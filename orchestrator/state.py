@@ -91,9 +91,9 @@ def save(record: SweepRecord, sweep_dict: dict[str, Any] | None = None) -> None:
     directory = sweep_dir(record.name)
     directory.mkdir(parents=True, exist_ok=True)
     if sweep_dict is not None:
-        _atomic_write(record.sweep_copy, yaml.safe_dump(sweep_dict, sort_keys=False))
+        atomic_write(record.sweep_copy, yaml.safe_dump(sweep_dict, sort_keys=False))
     record.updated = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    _atomic_write(record_path(record.name), json.dumps(asdict(record), indent=2))
+    atomic_write(record_path(record.name), json.dumps(asdict(record), indent=2))
 
 
 def load(name: str) -> SweepRecord:
@@ -126,7 +126,7 @@ def update(name: str, **changes: Any) -> SweepRecord:
     return record
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
