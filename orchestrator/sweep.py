@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import random
 import re
 from dataclasses import dataclass, field
@@ -22,6 +23,9 @@ from resnet_core.specio import (SpecError, check_key_path, flatten, from_dict, p
                                 to_dict)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# Trials one sweep may expand to: every trial is built (and planned) up front, so a grid of 10 keys x 10 values
+# (10^10 combinations) must be refused before expansion, not expanded until memory runs out.
+MAX_TRIALS = 10_000
 
 
 @dataclass(frozen=True)
@@ -323,14 +327,27 @@ _EXCLUSIVE = {"model.depth": "model.n", "model.n": "model.depth"}
 
 def expand(sweep: SweepSpec, source: YamlSource | None = None) -> list[Trial]:
     """Every trial of the sweep in a stable order: grid combinations (or random samples) x seeds."""
-    combos = list(itertools.product(*(values for _, values in sweep.grid)))
+    repeats = max([len(sweep.seeds)] + [len(v) if isinstance(v, tuple) else 1
+                                         for o in sweep.overrides for k, v in o.set if k == "seeds"])
+    count = math.prod(len(values) for _, values in sweep.grid)
+    if sweep.search.kind == "random":
+        count = min(count, sweep.search.num_samples)
+    if count * repeats > MAX_TRIALS:
+        raise SpecError("grid", f"{count:,} combinations x {repeats} seeds",
+                        f"at most {MAX_TRIALS:,} trials per sweep (split the sweep, or use search: "
+                        "{kind: random, num_samples: N})", source.where("grid") if source else None)
     keys = [key for key, _ in sweep.grid]
     if sweep.search.kind == "random":
-        if sweep.search.num_samples > len(combos):
+        total = math.prod(len(values) for _, values in sweep.grid)
+        if sweep.search.num_samples > total:
             raise SpecError("search.num_samples", sweep.search.num_samples,
-                            f"at most {len(combos)} (the grid's distinct combinations)",
+                            f"at most {total} (the grid's distinct combinations)",
                             source.where("search.num_samples") if source else None)
-        combos = random.Random(sweep.search.seed).sample(combos, sweep.search.num_samples)
+        # Sampling indices draws the same combinations as sampling the expanded list, without expanding it.
+        picks = random.Random(sweep.search.seed).sample(range(total), sweep.search.num_samples)
+        combos = [_combo_at(sweep.grid, i) for i in picks]
+    else:
+        combos = list(itertools.product(*(values for _, values in sweep.grid)))
     built: list[tuple[TrialSpec, dict[str, Any]]] = []
     for combo in combos:
         chosen = dict(zip(keys, combo))
@@ -348,6 +365,15 @@ def expand(sweep: SweepSpec, source: YamlSource | None = None) -> list[Trial]:
         seen[trial_id] = name
         trials.append(Trial(trial_id, name, spec, tuple(varied.items())))
     return trials
+
+
+def _combo_at(grid: tuple[tuple[str, tuple[Any, ...]], ...], index: int) -> tuple[Any, ...]:
+    """The `index`-th element of itertools.product over the grid's values (last key varies fastest)."""
+    combo = []
+    for _, values in reversed(grid):
+        index, i = divmod(index, len(values))
+        combo.append(values[i])
+    return tuple(reversed(combo))
 
 
 def _combine(sweep: SweepSpec, chosen: dict[str, Any],

@@ -31,6 +31,7 @@ class YamlSource:
             raise SpecError("", _short(text, mark), f"valid YAML ({err.problem or err})", f"{name}{line}") from None
         except yaml.YAMLError as err:
             raise SpecError("", "<file>", f"valid YAML ({err})", name) from None
+        _refuse_duplicate_keys(self._root, name)
 
     @classmethod
     def from_file(cls, path: str | Path) -> "YamlSource":
@@ -47,6 +48,29 @@ class YamlSource:
         """'file:line' of the deepest node on `key_path` that the file has ('file' alone if none)."""
         line = _line(self._root, key_path)
         return f"{self.name}:{line}" if line else self.name
+
+
+def _refuse_duplicate_keys(root: Any, name: str) -> None:
+    """PyYAML keeps the last of two equal keys without a word; a sweep file that says `lr` twice is a mistake."""
+    stack, seen_nodes = [(root, "")], set()
+    while stack:
+        node, path = stack.pop()
+        if node is None or id(node) in seen_nodes:  # aliases share nodes (and may be cyclic)
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: set[tuple[str, str]] = set()
+            for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                    key = (key_node.tag, key_node.value)
+                    at = f"{path}.{key_node.value}" if path else str(key_node.value)
+                    if key in keys:
+                        raise SpecError(at, key_node.value, "each key once in a mapping (a second one would "
+                                        "silently replace the first)", f"{name}:{key_node.start_mark.line + 1}")
+                    keys.add(key)
+                    stack.append((value_node, at))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, f"{path}[{i}]") for i, item in enumerate(node.value))
 
 
 def _line(node: Any, key_path: str) -> int | None:

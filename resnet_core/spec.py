@@ -12,6 +12,13 @@ from typing import Any, Literal
 
 from resnet_core.specio import SpecError, from_dict, to_dict
 
+# Bounds far beyond any paper net that keep `plan` (which builds every model to count it) from running for
+# hours or overflowing on a typo: the deepest net in the papers is ResNet-1202 (He et al. 2015, Sec. 4.2).
+MAX_DEPTH = 2000  # layers
+MAX_GROUPED_WIDTH = 4096  # cardinality x width, channels (the papers' widest is ResNeXt-29 16x64d: 1024)
+MAX_IMAGE_SIZE = 4096  # pixels per side of synthetic images (ImageNet-shaped ones are 224)
+MAX_NUM_CLASSES = 25_000  # synthetic classes (the full ImageNet has 21,841)
+
 Family = Literal["cifar", "imagenet", "resnext"]
 Shortcut = Literal["A", "B", "C"]
 
@@ -46,6 +53,9 @@ class ModelSpec:
         _positive("cardinality", self.cardinality, "a whole number >= 1")
         _positive("width", self.width, "a whole number >= 1")
         depth, n = resolve_depth(self.family, self.depth, self.n)
+        if depth > MAX_DEPTH:
+            given = ("depth", self.depth) if self.depth is not None else ("n", self.n)
+            raise SpecError(*given, f"a net of at most {MAX_DEPTH} layers (this one has {depth})")
         _set(self, "depth", depth)
         _set(self, "n", n)
         if self.shortcut is None:
@@ -55,9 +65,16 @@ class ModelSpec:
             _set(self, "cardinality", {"cifar": 1, "imagenet": 1}.get(self.family, 8 if is_cifar_resnext else 32))
         if self.width is None:
             _set(self, "width", 4 if self.family == "resnext" and not is_cifar_resnext else 64)
-        if self.family == "cifar" and (self.cardinality != 1 or self.width != 64):
+        if self.family == "cifar" and self.cardinality != 1:
             raise SpecError("cardinality", self.cardinality,
                             "1 (grouped convolutions need bottleneck blocks: use family resnext)")
+        if self.family == "cifar" and self.width != 64:
+            raise SpecError("width", self.width, "64 on CIFAR ResNets (bottleneck width: use family resnext)")
+        if self.cardinality * self.width > MAX_GROUPED_WIDTH:
+            key = "cardinality" if self.cardinality > 1 else "width"
+            raise SpecError(key, getattr(self, key),
+                            f"cardinality x width at most {MAX_GROUPED_WIDTH} channels (got {self.cardinality}x"
+                            f"{self.width}d)")
         net_layout(self)  # raises SpecError for shapes that cannot be built
 
     @property
@@ -89,6 +106,10 @@ class DataSpec:
         for key in ("train_limit", "test_limit", "image_size", "num_classes", "synthetic_train",
                     "synthetic_test"):
             _positive(key, getattr(self, key), "a whole number >= 1")
+        if self.image_size is not None and self.image_size > MAX_IMAGE_SIZE:
+            raise SpecError("image_size", self.image_size, f"at most {MAX_IMAGE_SIZE} pixels per side")
+        if self.num_classes is not None and self.num_classes > MAX_NUM_CLASSES:
+            raise SpecError("num_classes", self.num_classes, f"at most {MAX_NUM_CLASSES:,} classes")
         if self.val_split < 0:
             raise SpecError("val_split", self.val_split, "0 or more images")
         if self.workers < 0:

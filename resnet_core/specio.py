@@ -7,6 +7,7 @@ X | None, tuple[T, ...] and nested spec dataclasses.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -168,6 +169,8 @@ def _convert(hint: Any, value: Any, path: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SpecError(path, value, "a number")
+        if not math.isfinite(value):  # YAML's .nan and .inf: range checks such as `lr <= 0` let NaN through
+            raise SpecError(path, value, "a finite number")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
