@@ -13,15 +13,15 @@ import sys
 from resnet_core.specio import SpecError
 
 # (command, module under orchestrator.commands, one-line help)
-COMMANDS: list[tuple[str, str, str]] = [
-    ("models", "models", "architectures with params and multiply-adds beside the papers' figures"),
-    ("train", "train", "train one trial in this process (no Ray, no MLflow): --set KEY=VALUE, --json"),
-    ("report", "report", "rebuild the papers' tables and figures from a sweep's MLflow runs (md, csv, tex, png)"),
-    ("plan", "plan", "print a sweep's trials, their cost and an estimated GPU time; start nothing"),
+COMMANDS: list[tuple[str, str, str]] = [  # in PRODUCT.md's order: the sweep's life, then single pieces
     ("run", "run", "launch a sweep on Ray Tune (local Ray unless a cluster is given), tracked in MLflow"),
+    ("plan", "plan", "print a sweep's trials, their cost and an estimated GPU time; start nothing"),
     ("resume", "resume", "continue an interrupted sweep; finished trials are not re-run"),
     ("status", "status", "sweeps and their trials: state, progress, latest metrics (starts no Ray)"),
+    ("report", "report", "rebuild the papers' tables and figures from a sweep's MLflow runs (md, csv, tex, png)"),
     ("submit", "submit", "run a sweep on a Ray cluster as a Ray Job; prints the job id and how to follow it"),
+    ("train", "train", "train one trial in this process (no Ray, no MLflow): --set KEY=VALUE, --json"),
+    ("models", "models", "architectures with params and multiply-adds beside the papers' figures"),
 ]
 
 
@@ -30,7 +30,9 @@ class CliError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="resnet-sweep", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="resnet-sweep", description="Re-run the ResNet and ResNeXt papers' experiments as sweeps: Ray Tune "
+        "schedules the trials, MLflow records them, `report` rebuilds the papers' tables and figures.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module_name, help_text in COMMANDS:
         module = importlib.import_module(f"orchestrator.commands.{module_name}")
