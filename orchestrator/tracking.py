@@ -32,10 +32,20 @@ def default_tracking_uri() -> str:
     return f"sqlite:///{Path.cwd() / 'mlruns.db'}"
 
 
+def redact_uri(uri: str) -> str:
+    """The URI with any password in it replaced by ***, for everything printed (http://u:TOKEN@host -> u:***)."""
+    parts = urlparse(uri)
+    if parts.password is None:
+        return uri
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
+
+
 def ui_command(tracking_uri: str) -> str:
+    shown = redact_uri(tracking_uri)
     if tracking_uri.startswith(("http://", "https://")):
-        return f"open {tracking_uri} in a browser"
-    return f"mlflow ui --backend-store-uri {tracking_uri}"
+        return f"open {shown} in a browser"
+    return f"mlflow ui --backend-store-uri {shown}"
 
 
 def _artifact_root(tracking_uri: str) -> Path | None:

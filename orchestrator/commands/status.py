@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import Any
 
+from orchestrator.tracking import redact_uri
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?", metavar="NAME", help="one sweep's trials (default: list the sweeps)")
@@ -16,8 +18,8 @@ def sweep_rows() -> list[dict[str, Any]]:
     from orchestrator import state
 
     return [{"name": r.name, "state": r.effective_state(), "trials": len(r.trials), "created": r.created,
-             "experiment": r.experiment, "tracking_uri": r.tracking_uri, "parent_run_id": r.parent_run_id,
-             "sweep_file": r.sweep_file} for r in state.load_all()]
+             "experiment": r.experiment, "tracking_uri": redact_uri(r.tracking_uri),
+             "parent_run_id": r.parent_run_id, "sweep_file": r.sweep_file} for r in state.load_all()]
 
 
 def submitted_rows() -> list[dict[str, Any]]:
@@ -25,7 +27,7 @@ def submitted_rows() -> list[dict[str, Any]]:
     from orchestrator.jobs import job_status, submissions
 
     return [{"name": s.sweep, "state": job_status(s), "job_id": s.job_id, "address": s.address,
-             "tracking_uri": s.tracking_uri, "created": s.submitted} for s in submissions()]
+             "tracking_uri": redact_uri(s.tracking_uri), "created": s.submitted} for s in submissions()]
 
 
 def trial_rows(name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -49,7 +51,7 @@ def trial_rows(name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                      "images_per_sec": metrics.get("images_per_sec"),
                      "run_id": run.info.run_id if run else None})
     summary = {"name": record.name, "state": sweep_state, "experiment": record.experiment,
-               "tracking_uri": record.tracking_uri, "parent_run_id": record.parent_run_id,
+               "tracking_uri": redact_uri(record.tracking_uri), "parent_run_id": record.parent_run_id,
                "experiment_path": record.experiment_path, "created": record.created}
     return summary, rows
 

@@ -1,0 +1,26 @@
+"""Credentials in a tracking URI never reach the terminal (issue 7, security)."""
+import json
+
+from orchestrator import state
+from orchestrator.cli import main
+from orchestrator.tracking import redact_uri, ui_command
+
+SECRET_URI = "https://alice:s3cr3t-t0ken@mlflow.example.org:5000"
+
+
+def test_passwords_are_redacted_and_everything_else_kept():
+    assert redact_uri(SECRET_URI) == "https://alice:***@mlflow.example.org:5000"
+    assert redact_uri("sqlite:////home/a/mlruns.db") == "sqlite:////home/a/mlruns.db"
+    assert redact_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    assert "s3cr3t" not in ui_command(SECRET_URI)
+
+
+def test_status_does_not_print_the_token(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RESNET_SWEEPS_HOME", str(tmp_path))
+    record = state.SweepRecord(name="secret", sweep_file="s.yaml", experiment="secret", tracking_uri=SECRET_URI,
+                               parent_run_id="0" * 32, storage_path=str(tmp_path), experiment_path=str(tmp_path),
+                               trials=[], state="finished")
+    state.save(record, {"name": "secret"})
+    assert main(["status", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "s3cr3t" not in out and json.loads(out)[0]["tracking_uri"] == redact_uri(SECRET_URI)
