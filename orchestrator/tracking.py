@@ -133,7 +133,10 @@ class Tracker:
 
         found = self.find_trial_run(parent_run_id, trial["id"])
         if found is not None:
-            return found.info.run_id, int(found.data.tags.get(LAST_STEP, -1))
+            # MLflow's log_batch commits metrics and tags in separate transactions: a driver killed between the
+            # two leaves the last_step tag behind the metrics, so the metric history itself has the last word.
+            logged = [m.step for m in self.client.get_metric_history(found.info.run_id, "train_loss")]
+            return found.info.run_id, max([int(found.data.tags.get(LAST_STEP, -1)), *logged])
         experiment_id = self.client.get_run(parent_run_id).info.experiment_id
         run = self.client.create_run(experiment_id, run_name=trial["name"], tags={
             PARENT: parent_run_id, ROLE: "trial", TRIAL_ID: trial["id"], STATE: "pending", LAST_STEP: "-1",
