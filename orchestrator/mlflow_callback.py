@@ -117,12 +117,12 @@ def _error(trial: Any) -> str:
 
 def model_cost(spec: dict[str, Any]) -> dict[str, int]:
     """`model.params` and `model.macs` params: counted on the meta device (no memory, no arithmetic)."""
-    from orchestrator.plan import _cost, num_classes
+    from orchestrator.plan import _cost
     from resnet_core.spec import TrialSpec
 
     trial = TrialSpec.from_dict(spec)
     size = trial.data.image_size if trial.data.dataset == "synthetic" else None
-    params, macs, _ = _cost(trial.model, num_classes(trial.data), size)
+    params, macs, _ = _cost(trial.model, trial.data.classes, size)
     return {"params": params, "macs": macs}
 
 
@@ -130,11 +130,10 @@ def layer_names(spec: dict[str, Any]) -> list[str]:
     """Names of the 3x3 layers Figure 7 measures, in order (the model built on the meta device)."""
     import torch
 
-    from orchestrator.plan import num_classes
     from resnet_core.model import build_model
     from resnet_core.spec import TrialSpec
 
     trial = TrialSpec.from_dict(spec)
     with torch.device("meta"):
-        model = build_model(trial.model, num_classes(trial.data))
+        model = build_model(trial.model, trial.data.classes)
     return [name for name, _ in model.response_layers()]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from typing import Any
 
 from orchestrator.sweep import SweepSpec, Trial, expand
@@ -82,24 +81,17 @@ def split_sizes(data: DataSpec) -> tuple[int, int]:
     return max(train - data.val_split, 1), test
 
 
-@lru_cache(maxsize=None)
 def _cost(model: ModelSpec, num_classes: int, image_size: int | None) -> tuple[int, int, int]:
-    from resnet_core.accounting import model_cost  # torch on the meta device: fast, no memory
+    from resnet_core.accounting import model_cost  # cached per frozen spec
 
     cost = model_cost(model, num_classes, image_size)
     return cost.params, cost.macs, cost.image_size
 
 
-def num_classes(data: DataSpec) -> int:
-    if data.dataset == "synthetic":
-        return data.num_classes or 10
-    return {"cifar10": 10, "cifar100": 100, "imagenet": 1000}[data.dataset]
-
-
 def plan_trial(index: int, trial: Trial, images_per_sec: float) -> TrialPlan:
     spec = trial.spec
     size = spec.data.image_size if spec.data.dataset == "synthetic" else None
-    params, macs, image_size = _cost(spec.model, num_classes(spec.data), size)
+    params, macs, image_size = _cost(spec.model, spec.data.classes, size)
     train_images, test_images = split_sizes(spec.data)
     images = spec.optim.iterations * spec.optim.batch_size
     epochs = images / train_images

@@ -163,7 +163,7 @@ def synthetic(spec: DataSpec, image_size: int) -> tuple[TensorSplit, TensorSplit
     Deterministic (one fixed seed), any size and class count; good for smoke runs and tests, meaningless for
     accuracy claims.
     """
-    classes = spec.num_classes or 10
+    classes = spec.classes
     size = spec.image_size or image_size
     generator = torch.Generator().manual_seed(SYNTHETIC_DATA_SEED)
     coarse = torch.randn(classes, 3, 4, 4, generator=generator)

@@ -86,6 +86,9 @@ class ModelSpec:
         return f"{kind}{self.depth}" + ("-preact" if self.preact else "")
 
 
+DATASET_CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet": 1000}  # synthetic: data.num_classes
+
+
 @dataclass(frozen=True)
 class DataSpec:
     dataset: Literal["cifar10", "cifar100", "imagenet", "synthetic"] = "cifar10"
@@ -114,6 +117,12 @@ class DataSpec:
             raise SpecError("val_split", self.val_split, "0 or more images")
         if self.workers < 0:
             raise SpecError("workers", self.workers, "0 or more")
+
+
+    @property
+    def classes(self) -> int:
+        """Classes the classifier head predicts: the dataset's, or data.num_classes (default 10) for synthetic."""
+        return (self.num_classes or 10) if self.dataset == "synthetic" else DATASET_CLASSES[self.dataset]
 
 
 @dataclass(frozen=True)

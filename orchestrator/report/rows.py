@@ -229,7 +229,6 @@ def _row(run_id: str, run_name: str, params: dict[str, str], state: str, metrics
 
 _RUN_STATUS = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "failed", "RUNNING": "running",
                "SCHEDULED": "running"}  # MLflow's run status, when a trial has no state tag
-_NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet": 1000}
 
 
 def _cost(spec: Any, params: dict[str, str]) -> tuple[int | None, int | None]:
@@ -239,9 +238,10 @@ def _cost(spec: Any, params: dict[str, str]) -> tuple[int | None, int | None]:
     if None not in logged:
         return logged
     from resnet_core.accounting import model_cost
+    from resnet_core.spec import DATASET_CLASSES
 
     dataset = params.get("data.dataset", "cifar10")
-    classes = _NUM_CLASSES.get(dataset) or _parse(params.get("data.num_classes"), int) or 10
+    classes = DATASET_CLASSES.get(dataset) or _parse(params.get("data.num_classes"), int) or 10
     size = _parse(params.get("data.image_size"), int) if dataset == "synthetic" else None
     cost = model_cost(spec, classes, size)
     return logged[0] or cost.params, logged[1] or cost.macs
