@@ -114,7 +114,8 @@ def macs_per_sec(macs: int, images_per_sec: float = REFERENCE_IMAGES_PER_SEC) ->
 def plan_sweep(sweep: SweepSpec, images_per_sec: float = REFERENCE_IMAGES_PER_SEC) -> SweepPlan:
     trials = tuple(plan_trial(i, t, images_per_sec) for i, t in enumerate(expand(sweep)))
     return SweepPlan(sweep.name, sweep.experiment_name, trials,
-                     {"cpu": sweep.resources.cpu, "gpu": sweep.resources.gpu}, sweep.scheduler.kind,
+                     {"cpu": sweep.resources.cpu, "gpu": sweep.resources.worker_gpu,
+                      "workers": sweep.resources.workers}, sweep.scheduler.kind,
                      sweep.search.kind, sum(t.est_gpu_seconds for t in trials), images_per_sec,
                      REFERENCE_SOURCE.format(ips=images_per_sec,
                                              large=_LARGE[2] * images_per_sec / REFERENCE_IMAGES_PER_SEC))

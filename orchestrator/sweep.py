@@ -26,20 +26,41 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # Trials one sweep may expand to: every trial is built (and planned) up front, so a grid of 10 keys x 10 values
 # (10^10 combinations) must be refused before expansion, not expanded until memory runs out.
 MAX_TRIALS = 10_000
+MAX_WORKERS = 1024  # data-parallel workers per trial: 128 nodes of 8 GPUs
 
 
 @dataclass(frozen=True)
 class ResourceSpec:
-    """Ray resources per trial. Fractions pack trials: `gpu: 0.25` runs four on one GPU."""
+    """Ray resources per trial. Fractions pack trials: `gpu: 0.25` runs four on one GPU.
+
+    `workers: N` trains each trial data-parallel on N processes (Ray Train's TorchTrainer, DDP), e.g. an ImageNet
+    trial on 8 GPUs with `{workers: 8, gpu_per_worker: 1}`; `cpu` then counts per worker. optim.batch_size stays
+    the global batch (the paper's 256 over 8 GPUs), split among the workers.
+    """
 
     cpu: float = 1.0
     gpu: float | None = None  # None: 1 when the cluster has GPUs, else 0; a GPU-less cluster runs trials on CPU
+    workers: int = 1
+    gpu_per_worker: float | None = None  # with workers > 1, instead of gpu; None: as gpu
 
     def __post_init__(self) -> None:
         if self.cpu <= 0:
             raise SpecError("cpu", self.cpu, "a positive number of CPUs (fractions allowed)")
         if self.gpu is not None and self.gpu < 0:
             raise SpecError("gpu", self.gpu, "0 or a positive number of GPUs (fractions allowed, e.g. 0.25)")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise SpecError("workers", self.workers, f"a whole number of data-parallel workers, 1 to {MAX_WORKERS}")
+        if self.gpu_per_worker is not None:
+            if self.gpu_per_worker < 0:
+                raise SpecError("gpu_per_worker", self.gpu_per_worker, "0 or a positive number of GPUs")
+            if self.gpu is not None and self.gpu != self.gpu_per_worker:
+                raise SpecError("gpu_per_worker", self.gpu_per_worker,
+                                f"the same as gpu ({self.gpu:g}), or leave one of them out")
+
+    @property
+    def worker_gpu(self) -> float | None:
+        """GPUs per worker (per trial when workers is 1); None: decided by the cluster."""
+        return self.gpu_per_worker if self.gpu_per_worker is not None else self.gpu
 
 
 @dataclass(frozen=True)
@@ -363,6 +384,11 @@ def expand(sweep: SweepSpec, source: YamlSource | None = None) -> list[Trial]:
             raise SpecError("grid", name, f"distinct trials; {name} repeats {seen[trial_id]} exactly (a grid or "
                             "override value that changes nothing?)", source.name if source else None)
         seen[trial_id] = name
+        workers = sweep.resources.workers
+        if spec.optim.batch_size % workers:  # each worker trains on an equal share of every batch
+            raise SpecError("optim.batch_size", spec.optim.batch_size,
+                            f"a multiple of resources.workers ({workers}) in trial {name}",
+                            source.name if source else None)
         trials.append(Trial(trial_id, name, spec, tuple(varied.items())))
     return trials
 

@@ -14,8 +14,9 @@ import os
 import platform
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from orchestrator.sweep import SweepSpec, Trial
 
@@ -25,12 +26,28 @@ EXPERIMENT_SNAPSHOT_S = "5"
 
 
 def trainable(config: dict[str, Any]) -> None:
-    """One trial: config["trial"] is Trial.to_dict() ({id, name, spec, varied}); config["state_dir"] is the Tune
-    experiment directory when every node sees it as a file system (None for s3:// and the like)."""
+    """One trial in one process: config["trial"] is Trial.to_dict() ({id, name, spec, varied});
+    config["state_dir"] is the Tune experiment directory when every node sees it as a file system (None for
+    s3:// and the like)."""
     from ray import tune
 
+    def report(result: dict[str, Any], checkpoint_dir: Path | None) -> None:
+        tune.report(result, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir))
+                    if checkpoint_dir is not None else None)
+
+    run_trial(config, report, tune.get_checkpoint(), leader=True)
+
+
+# report(result, checkpoint directory or None): Tune's report, or Ray Train's from a data-parallel worker.
+Report = Callable[[dict[str, Any], "Path | None"], None]
+
+
+def run_trial(config: dict[str, Any], report: Report, previous: Any, leader: bool) -> None:
+    """Train config's trial and report every epoch. `previous` is the checkpoint Ray hands back on a retry after
+    a crash (None on a first start); `leader` is the process that owns the checkpoints and the metric history
+    (the only one when a trial is not data-parallel)."""
     from resnet_core.spec import TrialSpec
-    from resnet_core.train import DivergedError, train
+    from resnet_core.train import DivergedError, OutOfMemoryError, train
 
     spec = TrialSpec.from_dict(config["trial"]["spec"])
     work = Path(tempfile.mkdtemp(prefix="resnet-trial-"))
@@ -38,12 +55,11 @@ def trainable(config: dict[str, Any]) -> None:
     checkpoint_dir = durable or work / "checkpoint"
     try:
         restored = None
-        previous = tune.get_checkpoint()  # a retry after a crash: Tune hands back the last reported one
         if previous is not None:
             restored = Path(previous.to_directory(str(work / "restored")))
         elif durable is not None and (durable / "checkpoint.pt").is_file():
             restored = durable  # `resume` after the driver died: train() has kept this one up to date
-        history = durable.parent / "metrics.jsonl" if durable is not None else None
+        history = durable.parent / "metrics.jsonl" if durable is not None and leader else None
         first = True
         try:
             for metrics in train(spec, checkpoint_dir=checkpoint_dir, resume_from=restored):
@@ -57,11 +73,13 @@ def trainable(config: dict[str, Any]) -> None:
                 if history is not None:
                     with history.open("a") as f:
                         f.write(json.dumps(_epoch_only(metrics)) + "\n")
-                tune.report(result, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir))
-                            if checkpoint_dir.is_dir() else None)
+                report(result, checkpoint_dir if leader and checkpoint_dir.is_dir() else None)
         except DivergedError as err:  # recorded as an outcome, not retried: the same seed diverges again
-            tune.report({"state": "diverged", "diverged_at_iteration": err.iteration, "final": True,
-                         "error": str(err)})
+            report({"state": "diverged", "diverged_at_iteration": err.iteration, "final": True,
+                    "error": str(err)}, None)
+    except OutOfMemoryError as err:  # a crash all the same (a retry may land on a freer GPU); say whose
+        err.args = (f"trial {config['trial']['name']}: {err}",)
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -91,8 +109,7 @@ def latest_dir(config: dict[str, Any]) -> Path | None:
     """
     if not config.get("state_dir"):
         return None
-    info = config["trial"]
-    return Path(config["state_dir"]) / f"{info['name']}_{info['id']}" / "latest"
+    return Path(config["state_dir"]) / trial_dirname_of(config["trial"]) / "latest"
 
 
 def _iteration(checkpoint: Path | None) -> int:
@@ -105,8 +122,10 @@ def _iteration(checkpoint: Path | None) -> int:
 
 
 def environment() -> dict[str, str]:
-    """Where the trial ran: MLflow tags for the GPU, versions and host."""
+    """Where the trial ran: MLflow tags for the GPU, versions, host and data-parallel workers."""
     import torch
+
+    from resnet_core.distributed import Shard
 
     device = "cpu"
     if torch.cuda.is_available() and os.environ.get("CUDA_VISIBLE_DEVICES", "x") != "":
@@ -114,7 +133,8 @@ def environment() -> dict[str, str]:
     import ray
 
     return {"device": device, "torch": torch.__version__, "cuda": str(torch.version.cuda),
-            "host": platform.node(), "node_id": ray.get_runtime_context().get_node_id()}
+            "host": platform.node(), "node_id": ray.get_runtime_context().get_node_id(),
+            "workers": str(Shard.current().world)}
 
 
 def trial_name(trial: Any) -> str:
@@ -122,7 +142,12 @@ def trial_name(trial: Any) -> str:
 
 
 def trial_dirname(trial: Any) -> str:
-    return f"{trial.config['trial']['name']}_{trial.config['trial']['id']}"  # latest_dir() relies on it
+    return trial_dirname_of(trial.config["trial"])
+
+
+def trial_dirname_of(info: dict[str, Any]) -> str:
+    """The Tune trial's directory name (latest_dir() and data-parallel trials rely on it)."""
+    return f"{info['name']}_{info['id']}"
 
 
 def shared_state_dir(storage_path: str, experiment_dir: str) -> str | None:
@@ -156,18 +181,35 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
                  configure_logging=True)
 
 
-def trial_resources(sweep: SweepSpec) -> tuple[dict[str, float], str | None]:
+@dataclass(frozen=True)
+class TrialResources:
+    """What one trial asks Ray for: `workers` processes of `cpu` CPUs and `gpu` GPUs each."""
+
+    cpu: float
+    gpu: float
+    workers: int = 1
+    max_concurrent: int | None = None  # data-parallel trials: as many as the cluster can hold at once
+
+
+def trial_resources(sweep: SweepSpec) -> tuple[TrialResources, str | None]:
     """Ray resources per trial, and a note when GPUs were asked for on a cluster without any (run on CPU)."""
     import ray
 
-    gpus = ray.cluster_resources().get("GPU", 0)
-    wanted = sweep.resources.gpu
+    cluster = ray.cluster_resources()
+    gpus = cluster.get("GPU", 0)
+    wanted, workers = sweep.resources.worker_gpu, sweep.resources.workers
     gpu = (1.0 if gpus else 0.0) if wanted is None else wanted
     note = None
     if gpu and not gpus:
         note = f"resources.gpu is {gpu:g} but this Ray cluster has no GPU: trials run on CPU"
         gpu = 0.0
-    return {"cpu": sweep.resources.cpu, "gpu": gpu}, note
+    limit = sweep.max_concurrent
+    if workers > 1 and limit is None:
+        # Ray Train reserves the workers itself, outside Tune's accounting (the trial's own process takes no
+        # CPU), so Tune would start every trial at once; cap it at what fits (an autoscaler may grow this).
+        fits = [cluster.get("CPU", 0) / (sweep.resources.cpu * workers)] + ([gpus / (gpu * workers)] if gpu else [])
+        limit = max(1, int(min(fits)))
+    return TrialResources(sweep.resources.cpu, gpu, workers, limit), note
 
 
 def trial_epochs(trial: Trial) -> int:
@@ -178,13 +220,20 @@ def trial_epochs(trial: Trial) -> int:
     return -(-trial.spec.optim.iterations // steps)
 
 
-def _wrapped(resources: dict[str, float]) -> Any:
+def _wrapped(resources: TrialResources, experiment_path: str) -> Any:
     from ray import tune
 
-    return tune.with_resources(trainable, resources)
+    if resources.workers == 1:
+        return tune.with_resources(trainable, {"cpu": resources.cpu, "gpu": resources.gpu})
+    from orchestrator.data_parallel import data_parallel_trainable
+
+    trial = tune.with_parameters(data_parallel_trainable, resources=resources, experiment_path=experiment_path)
+    # The trial's own process only waits on Ray Train, whose workers hold the resources. Tune refuses an empty
+    # request, so it asks for one byte of memory: a CPU share would keep the last worker's CPU from fitting.
+    return tune.with_resources(trial, {"cpu": 0, "memory": 1})
 
 
-def build_tuner(sweep: SweepSpec, trials: list[Trial], resources: dict[str, float], storage_path: str,
+def build_tuner(sweep: SweepSpec, trials: list[Trial], resources: TrialResources, storage_path: str,
                 experiment_dir: str, callbacks: list) -> Any:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -198,18 +247,19 @@ def build_tuner(sweep: SweepSpec, trials: list[Trial], resources: dict[str, floa
                                   reduction_factor=s.reduction_factor)
     tune_config = tune.TuneConfig(scheduler=scheduler, reuse_actors=True, trial_name_creator=trial_name,
                                   trial_dirname_creator=trial_dirname,
-                                  max_concurrent_trials=sweep.max_concurrent)
+                                  max_concurrent_trials=resources.max_concurrent or sweep.max_concurrent)
     run_config = tune.RunConfig(
         name=experiment_dir, storage_path=storage_path, verbose=0, callbacks=callbacks,
         failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2))  # ResNet-1202: 0.2 GB each
     space = {"trial": tune.grid_search([t.to_dict() for t in trials]),
              "state_dir": shared_state_dir(storage_path, experiment_dir)}
-    return tune.Tuner(_wrapped(resources), param_space=space,
+    experiment_path = f"{storage_path.rstrip('/')}/{experiment_dir}"
+    return tune.Tuner(_wrapped(resources, experiment_path), param_space=space,
                       tune_config=tune_config, run_config=run_config)
 
 
-def restore_tuner(experiment_path: str, resources: dict[str, float]) -> Any:
+def restore_tuner(experiment_path: str, resources: TrialResources) -> Any:
     """The interrupted experiment: finished trials stay finished (never re-run); the others restart and continue
     from their own latest checkpoint (see latest_dir), or from Tune's when storage is not a file system."""
     from ray import tune
@@ -219,7 +269,7 @@ def restore_tuner(experiment_path: str, resources: dict[str, float]) -> Any:
     if shared:
         forget_live_trials(Path(experiment_path))
     again = ResumeConfig.ResumeType.RESTART if shared else ResumeConfig.ResumeType.RESUME
-    return tune.Tuner.restore(experiment_path, trainable=_wrapped(resources),
+    return tune.Tuner.restore(experiment_path, trainable=_wrapped(resources, experiment_path),
                               _resume_config=ResumeConfig(finished=ResumeConfig.ResumeType.SKIP,
                                                           unfinished=again, errored=again))
 

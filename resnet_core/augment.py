@@ -60,6 +60,9 @@ class CropFlip:
     left: torch.Tensor  # [N] int64
     flip: torch.Tensor  # [N] bool
 
+    def __len__(self) -> int:
+        return len(self.top)
+
     def __getitem__(self, index: slice | torch.Tensor) -> "CropFlip":
         return CropFlip(self.top[index], self.left[index], self.flip[index])
 

@@ -17,6 +17,7 @@ from typing import Any, Iterator, Protocol
 import torch
 
 from resnet_core.augment import Normalizer, crop_flip, draw_crop_flip, fit_normalizer
+from resnet_core.distributed import Shard
 from resnet_core.schedule import steps_per_epoch
 from resnet_core.spec import DataSpec
 from resnet_core.specio import SpecError
@@ -48,6 +49,10 @@ class TensorSplit:
 
     def to(self, device: torch.device | str) -> "TensorSplit":
         return TensorSplit(self.images.to(device), self.labels.to(device))
+
+    def shard(self, shard: Shard) -> "TensorSplit":
+        start, stop = shard.bounds(len(self))
+        return TensorSplit(self.images[start:stop], self.labels[start:stop])
 
 
 @dataclass(frozen=True)
@@ -89,12 +94,13 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 class TensorTrainBatches:
     """Training batches gathered from a uint8 tensor on the device; per-epoch order and crop/flip draws come
-    from a CPU generator seeded by (seed, epoch), so CPU and GPU runs see the same images in the same order."""
+    from a CPU generator seeded by (seed, epoch), so CPU and GPU runs see the same images in the same order.
+    Under data parallelism each rank yields its shard of every global batch (`size` stays the global count)."""
 
     def __init__(self, split: TensorSplit, normalizer: Normalizer, batch_size: int, seed: int, augment: bool,
-                 memory_format: torch.memory_format = torch.contiguous_format):
+                 memory_format: torch.memory_format = torch.contiguous_format, shard: Shard = Shard()):
         self.split, self.normalizer, self.batch_size, self.seed = split, normalizer, batch_size, seed
-        self.augment, self.memory_format = augment, memory_format
+        self.augment, self.memory_format, self.shard = augment, memory_format, shard
         self.size = len(split)
         self.pad = split.images.shape[-1] // 8  # 4 pixels for 32x32 CIFAR (Sec. 4.2)
 
@@ -105,10 +111,11 @@ class TensorTrainBatches:
         draws = draw_crop_flip(self.size, self.pad, generator).to(device) if self.augment else None
         bs = self.batch_size
         for step in range(start, steps_per_epoch(self.size, bs)):
-            index = order[step * bs:(step + 1) * bs]
+            index = self.shard.part(order[step * bs:(step + 1) * bs])
             images = self.normalizer(self.split.images[index])
             if draws is not None:
-                images = crop_flip(images, draws[step * bs:(step + 1) * bs], self.pad, self.memory_format)
+                images = crop_flip(images, self.shard.part(draws[step * bs:(step + 1) * bs]), self.pad,
+                                   self.memory_format)
             else:
                 images = images.contiguous(memory_format=self.memory_format)
             yield images, self.split.labels[index]
@@ -127,15 +134,17 @@ class TensorEvalBatches:
 
 
 def tensor_trial_data(dataset: TensorDataset, spec: DataSpec, batch_size: int, eval_batch_size: int, seed: int,
-                      device: torch.device, memory_format: torch.memory_format) -> TrialData:
-    """Move a tensor dataset to `device` once and wrap it in batch iterators (normaliser fitted on train only)."""
+                      device: torch.device, memory_format: torch.memory_format, shard: Shard = Shard()) -> TrialData:
+    """Move a tensor dataset to `device` once and wrap it in batch iterators (normaliser fitted on train only).
+    Each rank evaluates its own slice of the test and validation sets."""
     train = dataset.train.to(device)
     normalizer = fit_normalizer(train.images, spec.normalize)
     evals: dict[str, EvalBatches] = {
-        "test": TensorEvalBatches(dataset.test.to(device), normalizer, eval_batch_size, memory_format)}
+        "test": TensorEvalBatches(dataset.test.shard(shard).to(device), normalizer, eval_batch_size, memory_format)}
     if dataset.val is not None:
-        evals["val"] = TensorEvalBatches(dataset.val.to(device), normalizer, eval_batch_size, memory_format)
-    batches = TensorTrainBatches(train, normalizer, batch_size, seed, spec.augment, memory_format)
+        evals["val"] = TensorEvalBatches(dataset.val.shard(shard).to(device), normalizer, eval_batch_size,
+                                         memory_format)
+    batches = TensorTrainBatches(train, normalizer, batch_size, seed, spec.augment, memory_format, shard)
     return TrialData(batches, evals, dataset.num_classes)
 
 
@@ -254,14 +263,15 @@ def _download(dataset: str, root: Path) -> None:
 
 
 def load_trial_data(spec: DataSpec, image_size: int, batch_size: int, eval_batch_size: int, seed: int,
-                    device: torch.device, memory_format: torch.memory_format) -> TrialData:
+                    device: torch.device, memory_format: torch.memory_format, shard: Shard = Shard()) -> TrialData:
     """The trial's batches: ImageNet folders through a DataLoader, anything else as tensors on `device`.
 
     `image_size` is the model's input size (32 or 224); synthetic data takes it unless data.image_size is set.
+    `batch_size` is the global batch; under data parallelism this rank gets its `shard` of each.
     """
     if spec.dataset == "imagenet":
         from resnet_core.imagenet import folder_trial_data  # torchvision's folders and transforms only here
 
-        return folder_trial_data(spec, batch_size, eval_batch_size, seed, device, memory_format)
+        return folder_trial_data(spec, batch_size, eval_batch_size, seed, device, memory_format, shard)
     dataset = load_tensor_dataset(spec, image_size)
-    return tensor_trial_data(dataset, spec, batch_size, eval_batch_size, seed, device, memory_format)
+    return tensor_trial_data(dataset, spec, batch_size, eval_batch_size, seed, device, memory_format, shard)

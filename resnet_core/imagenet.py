@@ -15,6 +15,7 @@ from typing import Iterator
 import torch
 
 from resnet_core.data import DatasetError, EvalBatches, TrialData, epoch_seed
+from resnet_core.distributed import Shard
 from resnet_core.spec import DataSpec
 from resnet_core.specio import SpecError
 
@@ -53,19 +54,23 @@ class StackCrops:
 
 class LoaderTrainBatches:
     """An epoch of the training folder in an order drawn from (seed, epoch); resuming mid-epoch skips the
-    batches already done without decoding them."""
+    batches already done without decoding them. Under data parallelism a rank decodes only its shard of each
+    global batch."""
 
     def __init__(self, dataset, batch_size: int, seed: int, workers: int, device: torch.device,
-                 memory_format: torch.memory_format):
+                 memory_format: torch.memory_format, shard: Shard = Shard()):
         self.dataset, self.batch_size, self.seed, self.workers = dataset, batch_size, seed, workers
-        self.device, self.memory_format = device, memory_format
+        self.device, self.memory_format, self.shard = device, memory_format, shard
         self.size = len(dataset)
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         generator = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
-        order = torch.randperm(self.size, generator=generator)[start * self.batch_size:].tolist()
+        order = torch.randperm(self.size, generator=generator)
+        bs = self.batch_size
+        batches = [self.shard.part(order[s * bs:(s + 1) * bs]).tolist()
+                   for s in range(start, -(-self.size // bs))]
         loader = torch.utils.data.DataLoader(
-            self.dataset, batch_size=self.batch_size, sampler=order, num_workers=self.workers,
+            self.dataset, batch_sampler=batches, num_workers=self.workers,
             pin_memory=self.device.type == "cuda", generator=generator, persistent_workers=False)
         for images, labels in loader:
             yield (images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format),
@@ -85,7 +90,7 @@ class LoaderEvalBatches:
 
 
 def folder_trial_data(spec: DataSpec, batch_size: int, eval_batch_size: int, seed: int, device: torch.device,
-                      memory_format: torch.memory_format) -> TrialData:
+                      memory_format: torch.memory_format, shard: Shard = Shard()) -> TrialData:
     from torchvision import datasets
     from torchvision import transforms as T
 
@@ -109,13 +114,18 @@ def folder_trial_data(spec: DataSpec, batch_size: int, eval_batch_size: int, see
     if keep < 1:
         raise SpecError("data.val_split", spec.val_split, f"fewer than the {count} training images")
     subset = torch.utils.data.Subset
+
+    def share(start: int, stop: int) -> range:  # this rank's slice of [start, stop) to evaluate
+        low, high = shard.bounds(stop - start)
+        return range(start + low, start + high)
+
     train = subset(train_all, range(keep))
     evals: dict[str, EvalBatches] = {
-        "test": LoaderEvalBatches(subset(test, range(min(len(test), spec.test_limit or len(test)))),
+        "test": LoaderEvalBatches(subset(test, share(0, min(len(test), spec.test_limit or len(test)))),
                                   max(1, eval_batch_size // 10), spec.workers, device)}
     if spec.val_split:
         val = datasets.ImageFolder(str(root / "train"), transform=test_tf)
-        evals["val"] = LoaderEvalBatches(subset(val, range(keep, count)), max(1, eval_batch_size // 10),
+        evals["val"] = LoaderEvalBatches(subset(val, share(keep, count)), max(1, eval_batch_size // 10),
                                          spec.workers, device)
-    batches = LoaderTrainBatches(train, batch_size, seed, spec.workers, device, memory_format)
+    batches = LoaderTrainBatches(train, batch_size, seed, spec.workers, device, memory_format, shard)
     return TrialData(batches, evals, len(train_all.classes))

@@ -25,6 +25,7 @@ class Runtime:
     compile: bool
     fused_optimizer: bool  # one fused SGD kernel; else the multi-tensor (foreach) implementation
     compile_backend: str = "inductor"  # torch.compile backend; tests use aot_eager (same tracing, no codegen)
+    data_parallel: bool = False  # one of several DDP workers: no CUDA graphs (they would freeze the all-reduce)
 
     @property
     def memory_format(self) -> torch.memory_format:
@@ -32,7 +33,7 @@ class Runtime:
 
     @property
     def cuda_graphs(self) -> bool:
-        return self.compile and self.device.type == "cuda"
+        return self.compile and self.device.type == "cuda" and not self.data_parallel
 
     def autocast(self) -> ContextManager:
         if self.autocast_dtype is None:
@@ -44,15 +45,17 @@ class Runtime:
             torch.cuda.synchronize(self.device)
 
 
-def resolve_runtime(spec: RuntimeSpec) -> Runtime:
+def resolve_runtime(spec: RuntimeSpec, data_parallel: bool = False) -> Runtime:
+    """Concrete choices for this process; CUDA means the current CUDA device (a DDP launcher sets it per rank)."""
     if spec.device == "cuda" and not torch.cuda.is_available():
         raise SpecError("runtime.device", "cuda", "auto or cpu: no CUDA device is visible to this process")
-    device = torch.device("cuda" if spec.device != "cpu" and torch.cuda.is_available() else "cpu")
+    on_gpu = spec.device != "cpu" and torch.cuda.is_available()
+    device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else torch.device("cpu")
     on_cuda = device.type == "cuda"
     bf16 = spec.precision == "bf16" or (spec.precision == "auto" and on_cuda)
     compile_on = spec.compile == "on" or (spec.compile == "auto" and on_cuda)
     return Runtime(device, torch.bfloat16 if bf16 else None, spec.channels_last and on_cuda, compile_on,
-                   fused_sgd_supported(device))
+                   fused_sgd_supported(device), data_parallel=data_parallel)
 
 
 def fused_sgd_supported(device: torch.device) -> bool:

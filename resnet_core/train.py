@@ -23,6 +23,7 @@ from torch import nn
 
 from resnet_core.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
 from resnet_core.data import EvalBatches, load_trial_data
+from resnet_core.distributed import Shard
 from resnet_core.layout import net_layout
 from resnet_core.model import ResNet, build_model
 from resnet_core.responses import layer_response_std
@@ -33,6 +34,19 @@ from resnet_core.specio import SpecError, flatten
 
 DIVERGENCE_CHECK_EVERY = 100  # iterations between host reads of the non-finite-loss marker (besides epoch ends)
 CHECKPOINT_FORMAT = 1
+
+
+class OutOfMemoryError(RuntimeError):
+    """The trial's device ran out of memory; the message says the batch size and what to change."""
+
+    def __init__(self, spec: TrialSpec, workers: int, device: str, cause: BaseException):
+        batch = spec.optim.batch_size
+        share = f" ({batch // workers} per worker)" if workers > 1 else ""
+        super().__init__(
+            f"out of memory on {device} training {spec.model.name} at batch size {batch}{share}: lower "
+            f"optim.batch_size (and optim.lr in proportion), use runtime.precision bf16, or give the trial a "
+            f"device of its own (resources.gpu: 1 rather than a fraction). {type(cause).__name__}: "
+            f"{str(cause).splitlines()[0] if str(cause) else ''}")
 
 
 class DivergedError(RuntimeError):
@@ -61,12 +75,30 @@ def train(spec: TrialSpec, checkpoint_dir: str | Path | None = None,
     When `checkpoint_dir` is given, the checkpoint there is up to date before each yield. `resume_from` is such a
     directory: training continues at the same iteration, data position and warm-up state. A non-finite loss
     raises DivergedError. Bad input (spec, data, checkpoints) raises SpecError.
+
+    Inside a torch.distributed process group every rank calls train() alike: each trains on its shard of every
+    global batch under DDP, and all yield the same global metrics; rank 0 alone writes checkpoints and adds
+    Figure 7's layer responses (measured on its share of the test set). Running out of device memory raises
+    OutOfMemoryError, which names the batch size.
     """
-    runtime = resolve_runtime(spec.runtime)
+    try:
+        yield from _train(spec, checkpoint_dir, resume_from)
+    except torch.OutOfMemoryError as err:  # CUDA (and other accelerators)
+        raise OutOfMemoryError(spec, Shard.current().world, "the GPU", err) from err
+    except RuntimeError as err:
+        if "can't allocate memory" not in str(err):  # the CPU allocator's wording
+            raise
+        raise OutOfMemoryError(spec, Shard.current().world, "the CPU", err) from err
+
+
+def _train(spec: TrialSpec, checkpoint_dir: str | Path | None,
+           resume_from: str | Path | None) -> Iterator[dict[str, Any]]:
+    shard = Shard.current()
+    runtime = resolve_runtime(spec.runtime, data_parallel=shard.world > 1)
     optim = spec.optim
     torch.manual_seed(spec.seed)  # model initialisation; data order and augmentation use data.epoch_seed
     data = load_trial_data(spec.data, net_layout(spec.model).image_size, optim.batch_size,
-                           spec.runtime.eval_batch_size, spec.seed, runtime.device, runtime.memory_format)
+                           spec.runtime.eval_batch_size, spec.seed, runtime.device, runtime.memory_format, shard)
     model = build_model(spec.model, data.num_classes).to(runtime.device, memory_format=runtime.memory_format)
     frozen = apply_transfer(model, spec.transfer)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -79,7 +111,7 @@ def train(spec: TrialSpec, checkpoint_dir: str | Path | None = None,
         if progress.iteration >= optim.iterations and progress.last_metrics is not None:
             yield progress.last_metrics  # a finished trial: report, do not train further
             return
-    step = make_step(model, optimizer, runtime)
+    step = make_step(data_parallel(model, runtime) if shard.world > 1 else model, optimizer, runtime)
     per_epoch = steps_per_epoch(data.train.size, optim.batch_size)
     total_epochs = math.ceil(optim.iterations / per_epoch)
     device = runtime.device
@@ -88,18 +120,21 @@ def train(spec: TrialSpec, checkpoint_dir: str | Path | None = None,
         epoch = progress.iteration // per_epoch  # 0-based
         first = progress.iteration - epoch * per_epoch
         last = min(per_epoch, optim.iterations - epoch * per_epoch)  # the final epoch may be partial
-        loss_sum = torch.tensor(progress.epoch_sums[0], dtype=torch.float64, device=device)  # loss x images
-        wrong_sum = torch.tensor(progress.epoch_sums[1], dtype=torch.float64, device=device)
-        seen = int(progress.epoch_sums[2])  # images, known on the host
-        window_wrong = torch.tensor(progress.warmup_window[0], dtype=torch.float64, device=device)
-        window_seen = int(progress.warmup_window[1])
+        epoch_sums, warmup_window = shard.own(progress.epoch_sums), shard.own(progress.warmup_window)
+        loss_sum = torch.tensor(epoch_sums[0], dtype=torch.float64, device=device)  # loss x images
+        wrong_sum = torch.tensor(epoch_sums[1], dtype=torch.float64, device=device)
+        seen = int(epoch_sums[2])  # images (this rank's), known on the host
+        window_wrong = torch.tensor(warmup_window[0], dtype=torch.float64, device=device)
+        window_seen = int(warmup_window[1])
         first_bad = torch.tensor(-1, dtype=torch.int64, device=device)  # first iteration with a non-finite loss
         started, images_done, lr = time.perf_counter(), 0, optimizer.param_groups[0]["lr"]
         set_train_mode(model, frozen)
 
-        def sync_sums() -> None:
-            progress.epoch_sums = [loss_sum.item(), wrong_sum.item(), float(seen)]
-            progress.warmup_window = [window_wrong.item(), float(window_seen)]
+        def sync_sums() -> float:
+            """Running sums of all ranks into `progress` (one host sync); returns images trained this epoch."""
+            *sums, done = shard.total([loss_sum, wrong_sum, seen, window_wrong, window_seen, images_done], device)
+            progress.epoch_sums, progress.warmup_window = sums[:3], sums[3:]
+            return done
 
         for position, (images, labels) in enumerate(data.train.epoch(epoch, first), first):
             if position >= last:
@@ -122,37 +157,41 @@ def train(spec: TrialSpec, checkpoint_dir: str | Path | None = None,
                 window_seen += len(labels)
                 cap = optim.warmup.max_iterations if optim.warmup else None
                 if progress.iteration % WARMUP_CHECK_EVERY == 0 or progress.iteration == cap:
-                    check_finite(first_bad)
-                    error = window_wrong.item() / window_seen
+                    check_finite(first_bad, shard)
+                    window_total, seen_total = shard.total([window_wrong, window_seen], device)
+                    error = window_total / seen_total  # the same on every rank, so is the warm-up decision
                     progress.warmup = progress.warmup.after_check(optim, progress.iteration, error)
                     window_wrong.zero_()
                     window_seen = 0
             elif progress.iteration % DIVERGENCE_CHECK_EVERY == 0:
-                check_finite(first_bad)
+                check_finite(first_bad, shard)
             every = spec.runtime.checkpoint_every
             if checkpoint_dir is not None and every and progress.iteration % every == 0 and position + 1 < last:
-                check_finite(first_bad)
+                check_finite(first_bad, shard)
                 sync_sums()
-                save_checkpoint(checkpoint_dir, checkpoint_state(spec, model, optimizer, progress))
-        check_finite(first_bad)
-        sync_sums()  # the epoch's one host sync
+                if shard.leader:
+                    save_checkpoint(checkpoint_dir, checkpoint_state(spec, model, optimizer, progress))
+        check_finite(first_bad, shard)
+        images_total = sync_sums()  # the epoch's one host sync
         train_seconds = time.perf_counter() - started
-        loss_total, error_total, _ = progress.epoch_sums
+        loss_total, error_total, seen_total = progress.epoch_sums
         metrics: dict[str, Any] = {
             "epoch": epoch + 1, "iteration": progress.iteration, "epochs": total_epochs,
-            "train_loss": loss_total / seen, "train_error": error_total / seen,
-            "test_error": evaluate(model, data.evals["test"], runtime)}
+            "train_loss": loss_total / seen_total, "train_error": error_total / seen_total,
+            "test_error": evaluate(model, data.evals["test"], runtime, shard)}
         if "val" in data.evals:
-            metrics["val_error"] = evaluate(model, data.evals["val"], runtime)
-        metrics.update(lr=lr, images_per_sec=images_done / max(train_seconds, 1e-9))
+            metrics["val_error"] = evaluate(model, data.evals["val"], runtime, shard)
+        metrics.update(lr=lr, images_per_sec=images_total / max(train_seconds, 1e-9))
         if progress.iteration >= optim.iterations:
-            with runtime.autocast():
-                names, stds = layer_response_std(model, (x for x, _ in data.evals["test"]))
-            metrics.update(done=True, layer_response_std=stds, layer_response_names=names)
+            metrics["done"] = True
+            if shard.leader:
+                with runtime.autocast():
+                    names, stds = layer_response_std(model, (x for x, _ in data.evals["test"]))
+                metrics.update(layer_response_std=stds, layer_response_names=names)
         metrics["epoch_time"] = time.perf_counter() - started
         progress.epoch_sums = [0.0, 0.0, 0.0]
         progress.last_metrics = metrics
-        if checkpoint_dir is not None:
+        if checkpoint_dir is not None and shard.leader:
             save_checkpoint(checkpoint_dir, checkpoint_state(spec, model, optimizer, progress))
         yield metrics
 
@@ -188,15 +227,25 @@ def make_step(model: nn.Module, optimizer: torch.optim.Optimizer,
     return step
 
 
-def check_finite(first_bad: torch.Tensor) -> None:
-    iteration = int(first_bad.item())
+def check_finite(first_bad: torch.Tensor, shard: Shard = Shard()) -> None:
+    iteration = shard.first_bad(first_bad)
     if iteration >= 0:
         raise DivergedError(iteration)
 
 
+def data_parallel(model: nn.Module, runtime: Runtime) -> nn.Module:
+    """The DDP wrapper that trains `model` (gradients averaged over ranks). Evaluation and checkpoints keep using
+    `model` itself: DDP's forward is a collective, and only some ranks run those."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    on_cuda = runtime.device.type == "cuda"
+    return DistributedDataParallel(model, device_ids=[runtime.device] if on_cuda else None)
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, batches: EvalBatches, runtime: Runtime) -> float:
-    """Top-1 error (fraction) in eval mode; [B, crops, ...] batches average the softmax over crops (10-crop)."""
+def evaluate(model: nn.Module, batches: EvalBatches, runtime: Runtime, shard: Shard = Shard()) -> float:
+    """Top-1 error (fraction) in eval mode; [B, crops, ...] batches average the softmax over crops (10-crop).
+    Under data parallelism `batches` is this rank's share and the error is over all ranks' shares."""
     was_training = model.training
     model.eval()
     wrong = torch.zeros((), dtype=torch.int64, device=runtime.device)
@@ -211,7 +260,8 @@ def evaluate(model: nn.Module, batches: EvalBatches, runtime: Runtime) -> float:
         wrong += (logits.argmax(1) != labels).sum()
         count += len(labels)
     model.train(was_training)
-    return wrong.item() / max(count, 1)
+    wrong_total, count_total = shard.total([wrong, count], runtime.device)
+    return wrong_total / max(count_total, 1)
 
 
 def set_train_mode(model: nn.Module, frozen: list[nn.Module]) -> None:

@@ -39,8 +39,10 @@ def run(args: argparse.Namespace) -> int:
     console = Console(width=max(Console().width, 110))
     console.print(table)
     gpu = "1 when the cluster has GPUs, else 0" if plan.resources["gpu"] is None else plan.resources["gpu"]
-    console.print(f"resources per trial: cpu {plan.resources['cpu']:g}, gpu {gpu}; scheduler {plan.scheduler}, "
-                  f"search {plan.search}")
+    each = f"cpu {plan.resources['cpu']:g}, gpu {gpu}"
+    if plan.resources["workers"] > 1:
+        each = f"{plan.resources['workers']} data-parallel workers of {each} each"
+    console.print(f"resources per trial: {each}; scheduler {plan.scheduler}, search {plan.search}")
     console.print(f"estimated GPU time, trials one after another: {human_seconds(plan.est_gpu_seconds)} "
                   f"({plan.throughput_source}; packed trials finish sooner)")
     return 0

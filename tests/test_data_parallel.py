@@ -1,0 +1,92 @@
+"""Data-parallel trials (issue 6): `resources: {workers: N}` trains one trial on N DDP processes through Ray
+Train's TorchTrainer inside Tune; here N = 2 gloo workers on the CPU, with real Ray and a SQLite MLflow store."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from orchestrator.sweep import SweepSpec, expand, sweep_from_dict
+from resnet_core.augment import fit_normalizer
+from resnet_core.data import TensorSplit, TensorTrainBatches
+from resnet_core.distributed import Shard
+from resnet_core.specio import SpecError
+from tests.conftest import resnet_sweep
+
+TINY = {"model": {"family": "cifar", "depth": 8},
+        "data": {"dataset": "synthetic", "synthetic_train": 64, "synthetic_test": 32, "augment": False},
+        "optim": {"lr": 0.05, "batch_size": 8, "milestones": [16, 20], "iterations": 24},  # 3 epochs of 8
+        "runtime": {"device": "cpu", "eval_batch_size": 32}}
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_shards_of_a_batch_are_exactly_the_one_process_batch(augment):
+    images = torch.randint(0, 256, (50, 3, 32, 32), dtype=torch.uint8)
+    split = TensorSplit(images, torch.arange(50))
+    normalizer = fit_normalizer(images, "channel")
+
+    def batches(shard: Shard) -> list:
+        return list(TensorTrainBatches(split, normalizer, 16, seed=3, augment=augment, shard=shard).epoch(1))
+
+    whole = batches(Shard())
+    parts = [batches(Shard(rank, 3)) for rank in range(3)]
+    assert len(whole) == 4 and all(len(p) == 4 for p in parts)  # the same steps, last one partial (2 images)
+    for step, (x, y) in enumerate(whole):
+        assert torch.equal(torch.cat([p[step][1] for p in parts]), y)
+        assert torch.equal(torch.cat([p[step][0] for p in parts]), x)  # same crops and flips per image
+
+
+def test_shard_bounds_cover_the_test_set_once():
+    for world in (1, 2, 3, 8):
+        bounds = [Shard(rank, world).bounds(1001) for rank in range(world)]
+        assert bounds[0][0] == 0 and bounds[-1][1] == 1001
+        assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+
+
+def sweep(resources: dict, batch_size: int = 8) -> SweepSpec:
+    base = {**TINY, "optim": {**TINY["optim"], "batch_size": batch_size}}
+    return sweep_from_dict({"name": "ddp", "base": base, "resources": resources})
+
+
+def test_workers_need_a_batch_they_can_split_evenly():
+    assert len(expand(sweep({"workers": 2, "gpu_per_worker": 1}))) == 1
+    with pytest.raises(SpecError) as err:
+        expand(sweep({"workers": 3}))
+    assert err.value.key_path == "optim.batch_size" and "multiple of resources.workers (3)" in str(err.value)
+    for bad in ({"workers": 0}, {"workers": 1.5}, {"gpu_per_worker": -1}, {"gpu": 1, "gpu_per_worker": 0.5}):
+        with pytest.raises(SpecError) as err:
+            sweep(bad)
+        assert err.value.key_path.startswith("resources."), err.value
+
+
+@pytest.mark.slow
+def test_a_two_worker_trial_trains_under_ddp_and_logs_once_per_epoch(tmp_path):
+    from mlflow import MlflowClient
+
+    spec = {"name": "ddp", "base": TINY, "seeds": [0], "resources": {"cpu": 1, "workers": 2}, "max_failures": 0}
+    sweep_file = tmp_path / "ddp.yaml"
+    sweep_file.write_text(yaml.safe_dump(spec))
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["RESNET_SWEEPS_HOME"] = str(tmp_path / "home")
+    storage = tmp_path / "storage"
+    done = resnet_sweep("run", str(sweep_file), "--num-cpus", "2", "--storage", str(storage),
+                        "--tracking-uri", f"sqlite:///{tmp_path / 'mlruns.db'}", cwd=tmp_path, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "1 finished" in done.stdout
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("ddp").experiment_id])
+    (trial,) = [r for r in runs if r.data.tags.get("resnet_sweeps.role") == "trial"]
+    assert trial.data.tags["resnet_sweeps.state"] == "finished"
+    assert trial.data.tags["resnet_sweeps.workers"] == "2"
+    for metric in ("train_loss", "test_error"):
+        assert [m.step for m in client.get_metric_history(trial.info.run_id, metric)] == [8, 16, 24]
+    artifacts = {a.path for a in client.list_artifacts(trial.info.run_id)}
+    assert "layer_responses.json" in artifacts  # rank 0 measured Figure 7
+
+    (trial_dir,) = [p for p in Path(storage).glob("ddp-*/resnet8-*") if p.is_dir()]
+    assert (trial_dir / "latest" / "checkpoint.pt").is_file()  # rank 0's own, always current
+    assert list((trial_dir / "train").glob("checkpoint_*"))  # and the ones Ray Train kept for retries
