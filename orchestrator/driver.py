@@ -37,12 +37,12 @@ def drive(record: state.SweepRecord, tuner_factory: Any, resume: bool) -> int:
         results = tuner.fit()
     except KeyboardInterrupt:
         state.update(record.name, state="interrupted")
-        Tracker(record.tracking_uri).end_sweep(record.parent_run_id, "interrupted")
+        Tracker(record.tracking_uri).end_sweep_on_exit(record.parent_run_id, "interrupted")
         console.print(f"interrupted: `resnet-sweep resume {record.name}` continues where it stopped")
         return 130
     except Exception:
         state.update(record.name, state="failed")  # e.g. Ray would not start: the books say so, then the traceback
-        Tracker(record.tracking_uri).end_sweep(record.parent_run_id, "failed")
+        Tracker(record.tracking_uri).end_sweep_on_exit(record.parent_run_id, "failed")
         raise
     elapsed = time.monotonic() - started
     rows = [_row(r) for r in results]

@@ -4,7 +4,8 @@ Ray's MLflowLoggerCallback neither nests runs nor remembers its trial-to-run map
 callback runs in the driver only (trials on other nodes never talk to MLflow): each Tune trial carries our stable
 trial id in its config, and the child run is found again by the tag resnet_sweeps.trial_id under the launch's
 parent run, or created. Tune pickles callbacks into its experiment state, so this one holds no client or cache
-across pickling; after a restart it finds its runs again in MLflow.
+across pickling; after a restart it finds its runs again in MLflow. A tracking server that goes away for a while
+neither stalls nor crashes the sweep: see orchestrator/tracking_outbox.py.
 """
 from __future__ import annotations
 
@@ -13,18 +14,20 @@ from typing import Any
 from ray.tune import Callback
 
 from orchestrator.tracking import Tracker
+from orchestrator.tracking_outbox import End, Epoch, Outbox, RunBox, Tags
 
 
 class MlflowSweepCallback(Callback):
+    """Every write goes through an Outbox (orchestrator/tracking_outbox.py): sent at once while the tracking
+    server answers, kept in order while it does not, sent on a later event or at the experiment's end."""
+
     def __init__(self, tracking_uri: str, parent_run_id: str):
         self.tracking_uri = tracking_uri
         self.parent_run_id = parent_run_id
         self._reset()
 
     def _reset(self) -> None:
-        self._tracker = Tracker(self.tracking_uri)
-        self._runs: dict[str, tuple[str, int]] = {}  # trial id -> (MLflow run id, last step logged)
-        self._starts: dict[str, int] = {}
+        self._outbox = Outbox(Tracker(self.tracking_uri), self.parent_run_id)
         self._fresh: set[str] = set()  # trials started in this process that have not reported yet
 
     def __getstate__(self) -> dict[str, Any]:
@@ -35,69 +38,67 @@ class MlflowSweepCallback(Callback):
         self._reset()
 
     def setup(self, **info: Any) -> None:
-        self._tracker.reopen_sweep(self.parent_run_id)
+        self._outbox.sweep_state = "running"
+        self._outbox.flush()
 
-    def _run(self, trial: Any) -> tuple[str, int]:
+    def _box(self, trial: Any) -> RunBox:
         info = trial.config["trial"]
-        if info["id"] not in self._runs:
-            self._runs[info["id"]] = self._tracker.trial_run(self.parent_run_id, info, model_cost(info["spec"]))
-        return self._runs[info["id"]]
+        return self._outbox.box(info, lambda: model_cost(info["spec"]))
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        run_id, _ = self._run(trial)
-        trial_id = trial.config["trial"]["id"]
-        if trial_id not in self._starts:
-            run = self._tracker.client.get_run(run_id)
-            self._starts[trial_id] = int(run.data.tags.get("resnet_sweeps.starts", 0))
-        self._starts[trial_id] += 1
-        self._fresh.add(trial_id)
-        self._tracker.trial_started(run_id, self._starts[trial_id])
+        self._fresh.add(trial.config["trial"]["id"])
+        self._outbox.start(self._box(trial))
+        self._outbox.flush()
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        run_id, last_step = self._run(trial)
+        box = self._box(trial)
         trial_id = trial.config["trial"]["id"]
-        tags = {}
         if trial_id in self._fresh:  # where this start ran, and from which checkpoint
             self._fresh.discard(trial_id)
-            tags = {f"resnet_sweeps.{k}": str(result[k]) for k in ("device", "torch", "cuda", "host", "node_id",
-                                                                     "resumed_from_iteration") if k in result}
-        missed = [r for r in result.get("backfill") or [] if last_step < int(r.get("iteration", -1))
-                  < int(result.get("iteration", -1))]
-        if missed:  # epochs reported while the previous driver was dying: log them once, in order
-            last_step = self._tracker.log_epochs(run_id, missed)
-            self._runs[trial_id] = (run_id, last_step)
-        if "iteration" not in result or result.get("state") == "diverged" or int(result["iteration"]) <= last_step:
-            if tags:  # a diverged result, or a step logged before a restart: never log a step twice
-                self._tracker.client.log_batch(run_id, tags=_tags(tags))
-            return
-        step = self._tracker.log_epochs(run_id, [result], tags=tags)
-        self._runs[trial_id] = (run_id, max(step, last_step))
+            tags = {f"resnet_sweeps.{k}": str(result[k]) for k in (
+                "device", "torch", "cuda", "host", "node_id", "resumed_from_iteration", "workers") if k in result}
+            if tags:
+                self._outbox.put(box, Tags(tags))
+        # While the server is away its last step is unknown: epochs are queued and checked against it when sent.
+        now = int(result.get("iteration", -1)) if "iteration" in result else None
+        for missed in result.get("backfill") or []:  # epochs reported while the previous driver was dying
+            if now is not None and box.last_step < int(missed.get("iteration", -1)) < now:
+                self._outbox.put(box, Epoch.of(missed))
+        if now is not None and result.get("state") != "diverged":
+            self._outbox.put(box, Epoch.of(result))  # skipped when logged before a restart: never a step twice
+        self._outbox.flush()
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        run_id, _ = self._run(trial)
-        final = trial.last_result or {}
+        final = dict(trial.last_result or {})
         state = "diverged" if final.get("state") == "diverged" else "finished"
         spec = trial.config["trial"]["spec"]
-        self._tracker.end_trial(run_id, state, final, layer_names(spec) if final.get("layer_response_std") else None)
+        names = layer_names(spec) if final.get("layer_response_std") else None
+        self._outbox.put(self._box(trial), End(state, _final(final), names))
+        self._outbox.flush()
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        run_id, _ = self._run(trial)
-        self._tracker.client.set_tag(run_id, "resnet_sweeps.state", "running")
-        self._tracker.client.set_tag(run_id, "resnet_sweeps.last_error", _error(trial))
+        self._outbox.put(self._box(trial), Tags({"resnet_sweeps.state": "running",
+                                                 "resnet_sweeps.last_error": _error(trial)}))
+        self._outbox.flush()
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        run_id, _ = self._run(trial)
-        self._tracker.end_trial(run_id, "failed", trial.last_result, error=_error(trial))
+        final = _final(dict(trial.last_result or {}))
+        self._outbox.put(self._box(trial), End("failed", final, error=_error(trial)))
+        self._outbox.flush()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         states = {t.status for t in trials}
-        self._tracker.end_sweep(self.parent_run_id, "finished" if states <= {"TERMINATED"} else "failed")
+        self._outbox.sweep_state = "finished" if states <= {"TERMINATED"} else "failed"
+        if not self._outbox.flush_at_end():
+            self._outbox.report_unsent()
 
 
-def _tags(tags: dict[str, str]) -> list:
-    from mlflow.entities import RunTag
+def _final(result: dict[str, Any]) -> dict[str, Any]:
+    """What end_trial reads of a trial's last result (the rest, e.g. a backfill list, need not wait in memory)."""
+    from orchestrator.tracking import EPOCH_METRICS
 
-    return [RunTag(k, v) for k, v in tags.items()]
+    keep = (*EPOCH_METRICS, "iteration", "layer_response_std", "diverged_at_iteration")
+    return {k: result[k] for k in keep if k in result}
 
 
 def _error(trial: Any) -> str:

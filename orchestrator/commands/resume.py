@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from orchestrator.commands.run import add_runtime_arguments
+from orchestrator.commands.run import add_runtime_arguments, tracking_reachable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +23,8 @@ def run(args: argparse.Namespace) -> int:
     if record.effective_state() == "finished":
         raise CliError(f"sweep {args.name!r} finished already; `resnet-sweep run {record.sweep_file}` "
                        "launches it again")
+    if not tracking_reachable(record.tracking_uri, "resume"):  # before Ray starts or the record changes
+        return 1
     import yaml
 
     sweep = sweep_from_dict(yaml.safe_load(record.sweep_copy.read_text()))

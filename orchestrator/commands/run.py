@@ -47,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
     except CliError:  # no earlier launch of this name
         pass
     tracking_uri = args.tracking_uri or default_tracking_uri()
+    if not tracking_reachable(tracking_uri, "run"):  # before Ray or any record: nothing half-started
+        return 1
     storage = args.storage or str(state.default_storage())
     if "://" not in storage:
         storage = str(Path(storage).expanduser().resolve())
@@ -81,6 +83,21 @@ def run(args: argparse.Namespace) -> int:
         return build_tuner(sweep, trials, resources, storage, experiment_dir, callbacks)
 
     return drive(record, tuner_factory, resume=False)
+
+
+def tracking_reachable(tracking_uri: str, command: str) -> bool:
+    """False (with the reason on stderr) when the tracking server does not answer within seconds."""
+    import sys
+
+    from orchestrator.tracking import Tracker, TrackingUnreachable
+
+    try:
+        Tracker(tracking_uri).check_reachable()
+    except TrackingUnreachable as err:
+        print(f"resnet-sweep {command}: {err}; nothing was started (start the server, or pass another "
+              f"--tracking-uri)", file=sys.stderr)
+        return False
+    return True
 
 
 def _code_tags() -> dict[str, str]:
