@@ -49,6 +49,7 @@ def epoch_line(m: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from resnet_core.checkpoint import CheckpointWriteError
     from resnet_core.train import DivergedError, train
 
     spec = trial_from_sets(args.sets)
@@ -63,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"resnet-sweep train: {err}", file=sys.stderr)
         if args.json:
             print(json.dumps({"diverged": True, "iteration": err.iteration}))
+        return 1
+    except CheckpointWriteError as err:  # storage, not input: exit 1, the message names the file and the reason
+        print(f"resnet-sweep train: {err}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(final))
