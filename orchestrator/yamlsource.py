@@ -35,13 +35,21 @@ class YamlSource:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "YamlSource":
+        """Read a sweep file; a missing, unreadable or non-text file is a SpecError whose key path is the file
+        itself (the whole file is what is wrong, so no key inside it, and no `<top level>`, is named)."""
         file = Path(path)
         try:
             text = file.read_text()
         except FileNotFoundError:
-            raise SpecError("", str(path), "an existing sweep file (e.g. sweeps/smoke.yaml)") from None
-        except (IsADirectoryError, PermissionError, UnicodeDecodeError) as err:
-            raise SpecError("", str(path), f"a readable YAML text file ({err.__class__.__name__})") from None
+            raise SpecError(str(path), "no such file", "an existing sweep file (e.g. sweeps/smoke.yaml)") from None
+        except IsADirectoryError:
+            raise SpecError(str(path), "a directory", "a sweep file (e.g. sweeps/smoke.yaml)") from None
+        except UnicodeDecodeError as err:
+            raise SpecError(str(path), f"bytes that are not UTF-8 text (at byte {err.start})",
+                            "a YAML text file") from None
+        except OSError as err:  # no permission, I/O error, a name too long
+            raise SpecError(str(path), f"an unreadable file ({err.strerror or err.__class__.__name__})",
+                            "a readable YAML text file") from None
         return cls(text, str(path))
 
     def where(self, key_path: str) -> str:

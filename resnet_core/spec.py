@@ -18,6 +18,12 @@ MAX_DEPTH = 2000  # layers
 MAX_GROUPED_WIDTH = 4096  # cardinality x width, channels (the papers' widest is ResNeXt-29 16x64d: 1024)
 MAX_IMAGE_SIZE = 4096  # pixels per side of synthetic images (ImageNet-shaped ones are 224)
 MAX_NUM_CLASSES = 25_000  # synthetic classes (the full ImageNet has 21,841)
+# The largest published ImageNet batches are 32k-80k images (Goyal et al. 2017: 8k; You et al. 2018: 32k); a
+# batch of 2^20 CIFAR images is already 3 GiB of pixels. Beyond it a number is a typo (1e20 would overflow the
+# epoch arithmetic and ask the loader for an impossible tensor), so it is refused with its key path.
+MAX_BATCH_SIZE = 2**20  # images per batch (optim.batch_size and runtime.eval_batch_size)
+MAX_SYNTHETIC_IMAGES = 2_000_000  # per synthetic split, held in memory as uint8 (ImageNet's train set: 1.28M)
+MAX_ITERATIONS = 10**8  # SGD steps; the papers' longest schedule is 600k (ImageNet, He et al. 2015, Sec. 3.4)
 
 Family = Literal["cifar", "imagenet", "resnext"]
 Shortcut = Literal["A", "B", "C"]
@@ -30,6 +36,11 @@ def _set(spec: Any, name: str, value: Any) -> None:
 def _positive(key: str, value: float | int | None, what: str = "a positive number") -> None:
     if value is not None and value <= 0:
         raise SpecError(key, value, what)
+
+
+def _at_most(key: str, value: int | None, cap: int, unit: str) -> None:
+    if value is not None and value > cap:
+        raise SpecError(key, value, f"at most {cap:,} {unit}")
 
 
 @dataclass(frozen=True)
@@ -109,6 +120,8 @@ class DataSpec:
         for key in ("train_limit", "test_limit", "image_size", "num_classes", "synthetic_train",
                     "synthetic_test"):
             _positive(key, getattr(self, key), "a whole number >= 1")
+        _at_most("synthetic_train", self.synthetic_train, MAX_SYNTHETIC_IMAGES, "images")
+        _at_most("synthetic_test", self.synthetic_test, MAX_SYNTHETIC_IMAGES, "images")
         if self.image_size is not None and self.image_size > MAX_IMAGE_SIZE:
             raise SpecError("image_size", self.image_size, f"at most {MAX_IMAGE_SIZE} pixels per side")
         if self.num_classes is not None and self.num_classes > MAX_NUM_CLASSES:
@@ -158,6 +171,8 @@ class OptimSpec:
         _positive("lr", self.lr)
         _positive("batch_size", self.batch_size, "a whole number >= 1")
         _positive("iterations", self.iterations, "a whole number >= 1")
+        _at_most("batch_size", self.batch_size, MAX_BATCH_SIZE, "images")
+        _at_most("iterations", self.iterations, MAX_ITERATIONS, "iterations")
         _positive("lr_decay", self.lr_decay)
         if not 0 <= self.momentum < 1:
             raise SpecError("momentum", self.momentum, "a number in [0, 1)")
@@ -182,6 +197,7 @@ class RuntimeSpec:
         if self.checkpoint_every < 0:
             raise SpecError("checkpoint_every", self.checkpoint_every, "0 (every epoch) or more iterations")
         _positive("eval_batch_size", self.eval_batch_size, "a whole number >= 1")
+        _at_most("eval_batch_size", self.eval_batch_size, MAX_BATCH_SIZE, "images")
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,7 @@ BAD = [
     ("name: x\nbase: {model: {depth: 20}\n", [], "<top level>", "valid YAML"),
     ("name: x\n", ["optim.lr=-1"], "base.optim.lr", "positive"),
     ("name: x\n", ["optim.lrr=1"], "optim.lrr", "trial key path"),
-    (None, [], "<top level>", "existing sweep file"),
+    (None, [], "bad.yaml: got 'no such file'", "existing sweep file"),  # the file leads, no `<top level>`
 ]
 
 

@@ -124,6 +124,12 @@ CASES = [
     Case("resnext-10^8-groups", _base("model", family="resnext", depth=29, cardinality=10**8), "base.model.cardinality"),
     Case("synthetic-image-10^13", _base("data", image_size=10**13), "base.data.image_size"),
     Case("synthetic-10^8-classes", _base("data", num_classes=10**8), "base.data.num_classes"),
+    Case("synthetic-10^9-images", _base("data", synthetic_train=10**9), "base.data.synthetic_train"),
+    Case("batch-1e20", VALID.replace("batch_size: 32", "batch_size: 1e20"), "base.optim.batch_size"),
+    Case("set-batch-1e20", VALID, "base.optim.batch_size", sets=("optim.batch_size=1e20",)),
+    Case("set-eval-batch-1e20", VALID, "base.runtime.eval_batch_size", sets=("runtime.eval_batch_size=1e20",)),
+    Case("iterations-10^12", _base("optim", iterations=10**12), "base.optim.iterations"),
+    Case("grid-batch-2^21", _with(grid="{optim.batch_size: [32, 2097152]}"), "grid.optim.batch_size"),
     Case("grid-depth-21", _with(grid="{model.depth: [8, 21]}"), "grid.model.depth"),
     # names
     Case("name-traversal", _with(name="../../etc"), "name"),
@@ -138,8 +144,9 @@ CASES = [
     Case("report-unknown", _with(report="[table6, fig99]"), "report[1]"),
     Case("report-number", _with(report="[6]"), "report"),
     # files
-    Case("missing-file", None, "nonexistent.yaml", path="nonexistent.yaml"),
-    Case("directory", None, "adir", path="adir"),
+    Case("missing-file", None, "nonexistent.yaml: got 'no such file'", path="nonexistent.yaml"),
+    Case("directory", None, "adir: got 'a directory'", path="adir"),
+    Case("not-utf8", b"name: \xff\xfe\n", "badinput.yaml: got 'bytes that are not UTF-8"),
     # --set values
     Case("set-no-equals", VALID, "optim.lr", sets=("optim.lr",)),
     Case("set-unknown-key", VALID, "optim.learning_rate", sets=("optim.learning_rate=0.1",)),
@@ -167,6 +174,15 @@ def _materialise(case: Case, tmp_path: Path) -> str:
 
 def _set_args(case: Case) -> list[str]:
     return [arg for item in case.sets for arg in ("--set", item)]
+
+
+def test_whole_file_errors_name_the_file_not_a_key(tmp_path, capsys):
+    """A missing file or a directory is wrong as a whole: the message leads with the file, no `<top level>`."""
+    for name in ("nonexistent.yaml", "adir"):
+        (tmp_path / "adir").mkdir(exist_ok=True)
+        assert main(["plan", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"resnet-sweep plan: error: {tmp_path / name}: got ") and "<top level>" not in err
 
 
 def test_table_is_big_enough():
