@@ -55,10 +55,12 @@ def run_trial(config: dict[str, Any], report: Report, previous: Any, leader: boo
     checkpoint_dir = durable or work / "checkpoint"
     try:
         restored = None
-        if previous is not None:
+        if durable is not None and (durable / "checkpoint.pt").is_file():
+            # A retry after a crash, or `resume` after the driver died: train() rewrites this one before every
+            # report, so it is never older than the checkpoint Ray hands back (and often an epoch newer).
+            restored = durable
+        elif previous is not None:
             restored = Path(previous.to_directory(str(work / "restored")))
-        elif durable is not None and (durable / "checkpoint.pt").is_file():
-            restored = durable  # `resume` after the driver died: train() has kept this one up to date
         history = durable.parent / "metrics.jsonl" if durable is not None and leader else None
         first = True
         try:
@@ -66,9 +68,14 @@ def run_trial(config: dict[str, Any], report: Report, previous: Any, leader: boo
                 result = {k: v for k, v in metrics.items() if k != "done"}  # "done" means stop to Tune
                 result["final"] = bool(metrics.get("done"))
                 if first:
-                    result.update(environment(), resumed_from_iteration=_iteration(restored))
-                    if restored is not None and history is not None and history.is_file():
-                        result["backfill"] = _read_history(history)  # what a killed driver may not have logged
+                    iteration, last_epoch = _restored_position(restored)
+                    result.update(environment(), resumed_from_iteration=iteration)
+                    if restored is not None:
+                        # Epochs reported before that the driver may not have logged: the history file, and the
+                        # checkpoint's own epoch (killed after the checkpoint, before the report). The MLflow
+                        # callback logs each step once.
+                        backfill = _read_history(history) if history is not None and history.is_file() else []
+                        result["backfill"] = backfill + ([_epoch_only(last_epoch)] if last_epoch else [])
                     first = False
                 if history is not None:
                     with history.open("a") as f:
@@ -112,13 +119,15 @@ def latest_dir(config: dict[str, Any]) -> Path | None:
     return Path(config["state_dir"]) / trial_dirname_of(config["trial"]) / "latest"
 
 
-def _iteration(checkpoint: Path | None) -> int:
-    """Schedule position of a restored checkpoint (0: a fresh start), for the run's resumed_from tag."""
+def _restored_position(checkpoint: Path | None) -> tuple[int, dict[str, Any] | None]:
+    """Schedule position of a restored checkpoint (0: a fresh start), for the run's resumed_from tag, and the
+    metrics of the epoch it ends."""
     if checkpoint is None:
-        return 0
+        return 0, None
     from resnet_core.checkpoint import load_checkpoint
 
-    return int(load_checkpoint(checkpoint).get("iteration", -1))
+    state = load_checkpoint(checkpoint)
+    return int(state.get("iteration", -1)), state.get("last_metrics")
 
 
 def environment() -> dict[str, str]:
