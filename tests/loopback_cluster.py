@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -17,7 +18,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 BIN = Path(sys.executable).parent
 RAY_PORT, DASHBOARD_PORT, MLFLOW_PORT = 6379, 8265, 5000
@@ -68,15 +69,48 @@ class LoopbackCluster:
         out = open(self.root / log, "w")
         return subprocess.Popen(self.command(*args), env=self.env, stdout=out, stderr=subprocess.STDOUT)
 
+    def worker_node_pids(self) -> dict[int, str]:
+        """pid -> process title of every process of the worker node: those of the namespace that see the worker's
+        private tmpfs over head_only_dir (its raylet, agents and Ray workers; the head and MLflow do not)."""
+        mount_point = f" {self.head_only_dir} "
+        found = {}
+        for pid in _namespace_pids(self.namespace):
+            try:
+                if mount_point in Path(f"/proc/{pid}/mountinfo").read_text():
+                    found[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+            except OSError:  # exited meanwhile
+                continue
+        return found
+
+    def kill_worker_node(self, timeout: float = 10) -> dict[int, str]:
+        """SIGKILL the whole worker node at once, as a machine that loses power: returns what was killed.
+        Repeats until none of its processes is left (a raylet may fork a worker while it is being killed)."""
+        killed: dict[int, str] = {}
+        deadline = time.monotonic() + timeout
+        while pids := self.worker_node_pids():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"worker node processes still alive after {timeout}s: {pids}")
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            killed.update(pids)
+            time.sleep(0.2)
+        return killed
+
 
 @contextmanager
-def loopback_cluster(cpus_per_node: int = 1) -> Iterator[LoopbackCluster]:
+def loopback_cluster(cpus_per_node: int = 1, ray_env: Mapping[str, str] | None = None) -> Iterator[LoopbackCluster]:
+    """ray_env: extra environment for every process started (e.g. RAY_health_check_* for the GCS: how soon a
+    dead node is declared dead)."""
     namespace = f"rsweep-{uuid.uuid4().hex[:8]}"
     root = Path(tempfile.mkdtemp(prefix="rsw-"))  # short: Ray's socket paths must fit in 107 characters
     # Ray 2.5x enables token authentication on `ray start --head`; every client here uses the same token file.
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0",
            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "RESNET_SWEEPS_HOME": str(root / "home")}
     env.pop("RAY_ADDRESS", None)
+    env.update(ray_env or {})
     subprocess.run(["ip", "netns", "add", namespace], check=True)
     cluster = LoopbackCluster(namespace, root, env)
     try:
@@ -113,9 +147,14 @@ def _wait_for_port(cluster: LoopbackCluster, port: int, timeout: float) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} in {cluster.namespace} after {timeout}s\n{log}")
 
 
+def _namespace_pids(namespace: str) -> list[int]:
+    listed = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True).stdout.split()
+    return [int(pid) for pid in listed]
+
+
 def _kill_namespace(namespace: str) -> None:
     for sig in ("-TERM", "-KILL"):
-        pids = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True).stdout.split()
+        pids = [str(pid) for pid in _namespace_pids(namespace)]
         if pids:
             subprocess.run(["kill", sig, *pids], capture_output=True)
             time.sleep(2 if sig == "-TERM" else 0.5)
