@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
                       f"{t.iterations:,}", str(t.batch_size), f"{t.epochs:g}", human_seconds(t.est_gpu_seconds))
     console = Console(width=max(Console().width, 110))
     console.print(table)
-    gpu = "1 when the cluster has GPUs, else 0" if plan.resources["gpu"] is None else plan.resources["gpu"]
+    gpu = "1 when the cluster has GPUs, else 0" if plan.resources["gpu"] is None else f"{plan.resources['gpu']:g}"
     each = f"cpu {plan.resources['cpu']:g}, gpu {gpu}"
     if plan.resources["workers"] > 1:
         each = f"{plan.resources['workers']} data-parallel workers of {each} each"
