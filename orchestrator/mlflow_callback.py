@@ -9,6 +9,7 @@ neither stalls nor crashes the sweep: see orchestrator/tracking_outbox.py.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
@@ -21,9 +22,10 @@ class MlflowSweepCallback(Callback):
     """Every write goes through an Outbox (orchestrator/tracking_outbox.py): sent at once while the tracking
     server answers, kept in order while it does not, sent on a later event or at the experiment's end."""
 
-    def __init__(self, tracking_uri: str, parent_run_id: str):
+    def __init__(self, tracking_uri: str, parent_run_id: str, unsent_path: str | None = None):
         self.tracking_uri = tracking_uri
         self.parent_run_id = parent_run_id
+        self.unsent_path = unsent_path  # where writes still unsent at the end are kept (see unsent_file)
         self._reset()
 
     def _reset(self) -> None:
@@ -31,10 +33,11 @@ class MlflowSweepCallback(Callback):
         self._fresh: set[str] = set()  # trials started in this process that have not reported yet
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"tracking_uri": self.tracking_uri, "parent_run_id": self.parent_run_id}
+        return {"tracking_uri": self.tracking_uri, "parent_run_id": self.parent_run_id,
+                "unsent_path": self.unsent_path}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update({"unsent_path": None, **state})
         self._reset()
 
     def setup(self, **info: Any) -> None:
@@ -90,7 +93,40 @@ class MlflowSweepCallback(Callback):
         states = {t.status for t in trials}
         self._outbox.sweep_state = "finished" if states <= {"TERMINATED"} else "failed"
         if not self._outbox.flush_at_end():
-            self._outbox.report_unsent()
+            kept = Path(self.unsent_path) if self.unsent_path else None
+            if kept is not None:
+                self._outbox.save(kept)
+            self._outbox.report_unsent(kept, kept.parent.name if kept else None)
+
+
+def unsent_file(sweep_name: str, parent_run_id: str) -> Path:
+    """Where a launch's writes that never reached the tracking server wait for `resnet-sweep resume NAME`: the
+    sweep's state directory (the driver's machine), one file per launch (parent run)."""
+    from orchestrator import state
+
+    return state.sweep_dir(sweep_name) / f"mlflow-unsent-{parent_run_id}.json"
+
+
+def send_unsent(sweep_name: str) -> bool | None:
+    """Send the writes earlier launches of the sweep kept (see unsent_file); True when all arrived, None when there
+    were none. A file is removed once everything in it reached the server."""
+    from orchestrator import state
+    from orchestrator.tracking_outbox import Outbox
+
+    files = sorted(state.sweep_dir(sweep_name).glob("mlflow-unsent-*.json"))
+    if not files:
+        return None
+    sent = True
+    for path in files:
+        outbox = Outbox.load(path, model_cost)
+        if outbox.flush_at_end():
+            path.unlink()
+            print(f"sent the MLflow writes kept in {path} (parent run {outbox.parent_run_id})")
+        else:
+            outbox.save(path)
+            outbox.report_unsent(path, sweep_name)
+            sent = False
+    return sent
 
 
 def _final(result: dict[str, Any]) -> dict[str, Any]:

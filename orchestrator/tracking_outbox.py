@@ -11,13 +11,16 @@ before sending again the run's last logged step is read back from the server and
 skipped (final_ metrics likewise, by value). The queue is bounded (MAX_PENDING_EPOCHS per run): past it the oldest
 waiting epochs are dropped (except the first, whose request may have reached the server), and the run gets a tag
 resnet_sweeps.missing_steps naming them once the server is back.
-What is still unsent at the end is named on stderr by `unsent`.
+What is still unsent at the end is named on stderr (`report_unsent`) and kept in a JSON file (`save`) in the
+sweep's state directory, which `resnet-sweep resume NAME` sends (`load`, then `flush_at_end`) once the server is back.
 """
 from __future__ import annotations
 
+import json
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from orchestrator.tracking import (EPOCH_METRICS, MISSING_STEPS, Tracker, format_steps, quick_requests,
@@ -268,18 +271,58 @@ class Outbox:
             lines.append(f"{box.info['name']} ({run}): " + (" ".join(p for p in parts if p) or "tags"))
         return lines
 
-    def report_unsent(self) -> None:
+    def report_unsent(self, kept_in: Path | None = None, resume_name: str | None = None) -> None:
         import sys
 
         lines = self.unsent()
         if not lines:
             return
         print(f"resnet-sweep: the MLflow tracking server {redact_uri(self.tracker.tracking_uri)} could not be "
-              f"reached at the end of the sweep; these writes were NOT logged (the trials' results are in the Ray "
+              f"reached at the end of the sweep; these writes are NOT in MLflow (the trials' results are in the Ray "
               f"Tune experiment directory; `resnet-sweep status` shows them):", file=sys.stderr)
         for line in lines:
             print(f"  {line}", file=sys.stderr)
+        if kept_in is not None:
+            print(f"they are kept in {kept_in}: `resnet-sweep resume {resume_name}` sends them once the server "
+                  "answers", file=sys.stderr)
         sys.stderr.flush()
+
+    # -- kept on disk until the server is back ------------------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        """What waits, as JSON (atomically): the writes in order, the dropped steps, the runs' ids."""
+        from orchestrator.state import atomic_write
+
+        boxes = [{"info": b.info, "run_id": b.run_id, "starts_base": b.starts_base, "dropped": b.dropped,
+                  "dropped_tagged": b.dropped_tagged, "broken": b.broken,
+                  "pending": [{"kind": type(w).__name__, **asdict(w)} for w in b.pending]}
+                 for b in self.boxes.values() if b.pending or len(b.dropped) > b.dropped_tagged]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps({"tracking_uri": self.tracker.tracking_uri,
+                                       "parent_run_id": self.parent_run_id, "sweep_state": self.sweep_state,
+                                       "runs": boxes}))
+
+    @staticmethod
+    def load(path: Path, model_cost: Callable[[dict[str, Any]], dict[str, int]]) -> Outbox:
+        """An Outbox from `save`'s file; `model_cost(spec)` for runs still to be created."""
+        data = json.loads(path.read_text())
+        outbox = Outbox(Tracker(data["tracking_uri"]), data["parent_run_id"])
+        outbox.sweep_state = data["sweep_state"]
+        kinds = {"Epoch": Epoch, "Start": Start, "Tags": Tags, "End": End}
+        for saved in data["runs"]:
+            info = saved["info"]
+            box = outbox.box(info, lambda spec=info["spec"]: model_cost(spec))
+            box.run_id, box.starts_base, box.broken = saved["run_id"], saved["starts_base"], saved["broken"]
+            box.dropped, box.dropped_tagged = saved["dropped"], saved["dropped_tagged"]
+            for write in saved["pending"]:
+                kind = kinds[write.pop("kind")]
+                if kind is Epoch:
+                    write["values"] = tuple(write["values"])
+                box.pending.append(kind(**write))
+            box.epochs = sum(isinstance(w, Epoch) for w in box.pending)
+            box.queued_step = max([-1, *(w.step for w in box.pending if isinstance(w, Epoch))])
+            box.retrying = True  # the last attempt may have reached the server
+        return outbox
 
 
 class _Offline(Exception):

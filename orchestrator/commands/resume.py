@@ -1,5 +1,6 @@
 """`resnet-sweep resume NAME`: continue an interrupted sweep. Finished trials are never re-run, unfinished and
-errored ones continue from their last checkpoint, and MLflow keeps the same parent and child runs."""
+errored ones continue from their last checkpoint, and MLflow keeps the same parent and child runs. MLflow writes
+an earlier driver kept because the tracking server was down at its end are sent first (a finished sweep too)."""
 from __future__ import annotations
 
 import argparse
@@ -20,11 +21,18 @@ def run(args: argparse.Namespace) -> int:
 
     record = state.load(args.name)
     check_not_running(args.name)
-    if record.effective_state() == "finished":
+    kept = sorted(state.sweep_dir(args.name).glob("mlflow-unsent-*.json"))  # see mlflow_callback.unsent_file
+    if record.effective_state() == "finished" and not kept:
         raise CliError(f"sweep {args.name!r} finished already; `resnet-sweep run {record.sweep_file}` "
                        "launches it again")
     if not tracking_reachable(record.tracking_uri, "resume"):  # before Ray starts or the record changes
         return 1
+    if kept:  # MLflow writes an earlier driver could not send: first, so the runs are complete before trials go on
+        from orchestrator.mlflow_callback import send_unsent
+
+        sent = send_unsent(args.name)
+        if record.effective_state() == "finished":
+            return 0 if sent else 1
     import yaml
 
     sweep = sweep_from_dict(yaml.safe_load(record.sweep_copy.read_text()))
@@ -32,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     def tuner_factory():
         from ray import tune
 
-        from orchestrator.mlflow_callback import MlflowSweepCallback
+        from orchestrator.mlflow_callback import MlflowSweepCallback, unsent_file
         from orchestrator.progress import ProgressCallback
         from orchestrator.sweep import expand
         from orchestrator.tracking import Tracker
@@ -46,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         if tune.Tuner.can_restore(record.experiment_path):
             return restore_tuner(record.experiment_path, resources)
         # Killed before Tune saved anything: start the same experiment afresh (same parent run, same trials).
-        callbacks = [MlflowSweepCallback(record.tracking_uri, record.parent_run_id),
+        callbacks = [MlflowSweepCallback(record.tracking_uri, record.parent_run_id,
+                                         str(unsent_file(sweep.name, record.parent_run_id))),
                      ProgressCallback(f"Sweep {sweep.name}")]
         storage, _, experiment_dir = record.experiment_path.rstrip("/").rpartition("/")
         return build_tuner(sweep, expand(sweep), resources, storage, experiment_dir, callbacks)

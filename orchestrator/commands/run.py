@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     state.save(record, sweep_dict)
 
     def tuner_factory():
-        from orchestrator.mlflow_callback import MlflowSweepCallback
+        from orchestrator.mlflow_callback import MlflowSweepCallback, unsent_file
         from orchestrator.progress import ProgressCallback
         from orchestrator.tune_runner import build_tuner, init_ray, trial_resources
 
@@ -79,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
         resources, note = trial_resources(sweep)
         if note:
             print(f"note: {note}")
-        callbacks = [MlflowSweepCallback(tracking_uri, parent), ProgressCallback(f"Sweep {sweep.name}")]
+        callbacks = [MlflowSweepCallback(tracking_uri, parent, str(unsent_file(sweep.name, parent))),
+                     ProgressCallback(f"Sweep {sweep.name}")]
         return build_tuner(sweep, trials, resources, storage, experiment_dir, callbacks)
 
     return drive(record, tuner_factory, resume=False)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import tracking_outbox
-from orchestrator.mlflow_callback import model_cost
+from orchestrator import state, tracking_outbox
+from orchestrator.mlflow_callback import model_cost, unsent_file
 from orchestrator.sweep import expand, load_sweep
 from orchestrator.tracking import MISSING_STEPS, Tracker, quick_requests
 from orchestrator.tracking_outbox import End, Epoch, Outbox
@@ -112,8 +112,9 @@ def _epoch(step: int) -> Epoch:
                      "lr": 0.1, "epoch": step // 8})
 
 
-def test_writes_wait_in_order_while_the_server_is_away_and_arrive_once(server, monkeypatch, capsys):
-    """The Outbox against a real server: killed (connection refused), restarted, then frozen (no answer)."""
+def test_writes_wait_in_order_while_the_server_is_away_and_arrive_once(server, monkeypatch, capsys, tmp_path):
+    """The Outbox against a real server: killed (connection refused; what waits is kept in a file and sent by
+    `resnet-sweep resume` after the restart), then frozen (no answer)."""
     monkeypatch.setattr(tracking_outbox, "MAX_PENDING_EPOCHS", 4)  # the bound, small enough to reach here
     if not server.running:
         server.start()
@@ -142,16 +143,25 @@ def test_writes_wait_in_order_while_the_server_is_away_and_arrive_once(server, m
     assert box.dropped == [32, 40, 48, 56]
     assert outbox.unsent() == [f"{trials[0]['name']} (run {box.run_id}): steps 24,32,40,48,56,64,72,80 "
                                f"final state 'finished'"]
+    # The sweep ends now: it finishes, says what was not logged, and keeps it for `resume` (as the callback does).
     monkeypatch.setattr(tracking_outbox, "FINAL_WAIT_S", 1.0)
-    assert outbox.flush_at_end() is False  # a sweep ending now: it finishes and says what was not logged
-    outbox.report_unsent()
+    assert outbox.flush_at_end() is False
+    monkeypatch.setenv("RESNET_SWEEPS_HOME", str(tmp_path / "home"))
+    kept = unsent_file(sweep.name, parent)
+    outbox.save(kept)
+    outbox.report_unsent(kept, sweep.name)
     said = capsys.readouterr().err
     assert f"tracking server {server.uri} could not be reached" in said and box.run_id in said
     assert "steps 24,32,40,48,56,64,72,80 final state 'finished'" in said
+    assert f"kept in {kept}: `resnet-sweep resume smoke` sends them" in said
+    state.save(state.SweepRecord(name=sweep.name, sweep_file="smoke.yaml", experiment="outbox",
+                                 tracking_uri=server.uri, parent_run_id=parent, storage_path=str(tmp_path),
+                                 experiment_path=str(tmp_path / "tune"), trials=[], state="finished"))
 
     restart = server.start()
-    assert outbox.flush_at_end()
-    assert outbox.unsent() == []
+    resumed = resnet_sweep("resume", sweep.name, env={**os.environ}, timeout=120)  # a later process sends them
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"sent the MLflow writes kept in {kept}" in resumed.stdout and not kept.exists()
     run = client.get_run(box.run_id)
     assert _steps(client, box.run_id) == [8, 16, 24, 64, 72, 80]  # once each; the dropped ones named:
     assert run.data.tags[MISSING_STEPS] == "32,40,48,56"
@@ -162,6 +172,7 @@ def test_writes_wait_in_order_while_the_server_is_away_and_arrive_once(server, m
     # A server that takes requests but does not answer: the request times out (1 s here; a user's setting of
     # MLflow's variable is kept), the server may still commit it later: sent again, it is not logged twice.
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "1")
+    outbox = Outbox(tracker, parent)
     second = outbox.box(trials[1], lambda: model_cost(trials[1]["spec"]))
     outbox.start(second)
     outbox.put(second, _epoch(8))
@@ -286,3 +297,23 @@ def test_run_fails_fast_when_the_server_is_not_there(tmp_path):
     assert not (tmp_path / "home").exists() and not list(tmp_path.iterdir())  # no record, no Ray results, no store
     assert elapsed < 60  # the CLI's imports take a few seconds on a busy machine; MLflow's retries took minutes
     print(f"unreachable server: exit 1 in {elapsed:.1f} s")
+
+
+def test_callback_keeps_what_it_could_not_send_at_the_end(tmp_path, monkeypatch, capsys):
+    """The driver's callback with nothing listening: its hooks return at once, and at the experiment's end it
+    says what was not logged and keeps it in the sweep's state directory."""
+    from orchestrator.mlflow_callback import MlflowSweepCallback
+
+    monkeypatch.setenv("RESNET_SWEEPS_HOME", str(tmp_path))
+    monkeypatch.setattr(tracking_outbox, "FINAL_WAIT_S", 0.5)
+    uri, parent = f"http://127.0.0.1:{_free_port()}", "0" * 32
+    callback = MlflowSweepCallback(uri, parent, str(unsent_file("gone", parent)))
+    began = time.monotonic()
+    callback.setup()
+    callback.on_experiment_end(trials=[])
+    assert time.monotonic() - began < 5
+    said = capsys.readouterr().err
+    assert f"sweep parent run {parent}: state 'finished'" in said
+    assert "`resnet-sweep resume gone` sends them" in said
+    kept = json.loads(unsent_file("gone", parent).read_text())
+    assert kept["sweep_state"] == "finished" and kept["tracking_uri"] == uri and kept["runs"] == []
