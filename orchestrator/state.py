@@ -78,8 +78,19 @@ def _not_zombie(pid: int) -> bool:
         return True
 
 
+def check_name(name: str) -> str:
+    """A sweep name given on the command line (`status/resume/report NAME`) follows the rule of a sweep file's
+    `name:`, so it cannot reach outside the state directory (`../x`) nor into an MLflow search filter (quotes)."""
+    from orchestrator.sweep import _NAME
+
+    if not _NAME.match(name):
+        raise CliError(f"NAME {name!r}: expected a sweep name of letters, digits, '-', '_' or '.' (its `name:`), "
+                       "not a path")
+    return name
+
+
 def sweep_dir(name: str) -> Path:
-    return home() / "sweeps" / name
+    return home() / "sweeps" / check_name(name)
 
 
 def record_path(name: str) -> Path:

@@ -20,10 +20,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from orchestrator import state
     from orchestrator.architectures import paper_values
     from orchestrator.report.build import REPORTS, build_report, log_report, unfinished
     from orchestrator.report.rows import known_sweeps, read_sweep
+    from orchestrator.tracking import redact_uri
 
+    state.check_name(args.name)  # it names ./reports/NAME and goes into an MLflow filter
     if args.only:
         unknown = [n for n in args.only if n not in REPORTS]
         if unknown:
@@ -35,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
     sweep = read_sweep(args.name, tracking_uri)
     if sweep is None:
         known = known_sweeps(tracking_uri)
-        raise CliError(f"no sweep {args.name!r} in the MLflow store {tracking_uri}; known experiments: "
-                       f"{', '.join(known) if known else '(none)'}")
+        raise CliError(f"no sweep {args.name!r} in the MLflow store {redact_uri(tracking_uri)}; known "
+                       f"experiments: {', '.join(known) if known else '(none)'}")
     out_dir = args.out if args.out is not None else Path("reports") / args.name
     report = build_report(sweep, out_dir, paper_values(), tuple(args.only) if args.only else None)
     print(report.markdown)

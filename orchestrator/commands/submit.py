@@ -24,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
     sweep = sweep_from_args(args)  # bad input exits 2 here: nothing is submitted
     if not args.address.startswith(("http://", "https://")):
         raise CliError(f"--address {args.address!r}: expected the Ray Jobs URL, http://HEAD:8265")
+    refuse_password(args.tracking_uri)
     from orchestrator.jobs import follow, submit
 
     try:
@@ -39,3 +40,17 @@ def run(args: argparse.Namespace) -> int:
     final = follow(args.address, submission.job_id)
     print(f"job {submission.job_id}: {final}")
     return 0 if final == "SUCCEEDED" else 1
+
+
+def refuse_password(tracking_uri: str) -> None:
+    """The tracking URI goes into the Ray job's entrypoint, which anyone who can list the cluster's jobs reads
+    (dashboard, `ray job list`), and into the job's logs: a password in it would leak there."""
+    from urllib.parse import urlparse
+
+    from orchestrator.tracking import redact_uri
+
+    if urlparse(tracking_uri).password is not None:
+        raise CliError(f"--tracking-uri {redact_uri(tracking_uri)}: a password in the URI would be stored in the "
+                       "Ray job's entrypoint, which anyone who can list the cluster's jobs reads; pass the URI "
+                       "without it and set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the head "
+                       "node's environment (MLflow reads them)")

@@ -1,5 +1,8 @@
 """Credentials in a tracking URI never reach the terminal (issue 7, security)."""
 import json
+import pickle
+
+import pytest
 
 from orchestrator import state
 from orchestrator.cli import main
@@ -24,3 +27,15 @@ def test_status_does_not_print_the_token(tmp_path, monkeypatch, capsys):
     assert main(["status", "--json"]) == 0
     out = capsys.readouterr().out
     assert "s3cr3t" not in out and json.loads(out)[0]["tracking_uri"] == redact_uri(SECRET_URI)
+
+
+@pytest.mark.xfail(strict=True, reason="MlflowSweepCallback.__getstate__ (orchestrator/mlflow_callback.py, not "
+                                       "this test's owner) keeps the full tracking URI; Tune writes it into "
+                                       "tuner.pkl on the sweep's storage")
+def test_tune_experiment_state_does_not_carry_the_password():
+    """Tune pickles its run config, callbacks included, into tuner.pkl in the experiment directory on the
+    sweep's storage (an S3 bucket on a cluster, readable by whoever reads the checkpoints): the callback's
+    pickled state must not hold the tracking server's password."""
+    from orchestrator.mlflow_callback import MlflowSweepCallback
+
+    assert b"s3cr3t" not in pickle.dumps(MlflowSweepCallback(SECRET_URI, "0" * 32))
