@@ -152,7 +152,8 @@ class Tracker:
             with quick_requests():
                 self.client.search_experiments(max_results=1)
         except Exception as err:  # noqa: BLE001  any failure here means no sweep can be recorded
-            raise TrackingUnreachable(f"cannot reach the MLflow tracking server at {redact_uri(self.tracking_uri)}"
+            verb = "cannot reach" if unreachable(err) else "cannot use"  # e.g. a 403 for a wrong token
+            raise TrackingUnreachable(f"{verb} the MLflow tracking server at {redact_uri(self.tracking_uri)}"
                                       f": {why_unreachable(err, self.tracking_uri)}") from err
 
     # -- sweep (parent) -------------------------------------------------------------------------------------
