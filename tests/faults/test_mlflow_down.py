@@ -112,6 +112,7 @@ def _epoch(step: int) -> Epoch:
                      "lr": 0.1, "epoch": step // 8})
 
 
+@pytest.mark.slow  # two server starts: ~30-50 s on a busy 2-core machine
 def test_writes_wait_in_order_while_the_server_is_away_and_arrive_once(server, monkeypatch, capsys, tmp_path):
     """The Outbox against a real server: killed (connection refused; what waits is kept in a file and sent by
     `resnet-sweep resume` after the restart), then frozen (no answer)."""
