@@ -129,6 +129,7 @@ def loopback_cluster(cpus_per_node: int = 1, ray_env: Mapping[str, str] | None =
                       "--backend-store-uri", cluster.backend_store, "--artifacts-destination",
                       str(root / "artifacts"), "--workers", "1", log="mlflow.log")
         _wait_for_port(cluster, MLFLOW_PORT, timeout=60)
+        _wait_for_tracking_api(cluster, timeout=90)
         yield cluster
     finally:
         _kill_namespace(namespace)
@@ -145,6 +146,20 @@ def _wait_for_port(cluster: LoopbackCluster, port: int, timeout: float) -> None:
         time.sleep(0.5)
     log = (cluster.root / "mlflow.log").read_text() if (cluster.root / "mlflow.log").exists() else ""
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} in {cluster.namespace} after {timeout}s\n{log}")
+
+
+def _wait_for_tracking_api(cluster: LoopbackCluster, timeout: float) -> None:
+    """Wait until the MLflow server answers an API call, not just accepts connections: its first request creates
+    and migrates the SQLite store (many seconds on a busy machine), longer than `run` waits for the server."""
+    probe = ("import urllib.request; urllib.request.urlopen("
+             f"'{cluster.tracking_uri}/api/2.0/mlflow/experiments/search?max_results=1', timeout=30).read()")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cluster.run(sys.executable, "-c", probe, timeout=60, check=False).returncode == 0:
+            return
+        time.sleep(0.5)
+    log = (cluster.root / "mlflow.log").read_text() if (cluster.root / "mlflow.log").exists() else ""
+    raise TimeoutError(f"the MLflow server in {cluster.namespace} answered no API call in {timeout}s\n{log}")
 
 
 def _namespace_pids(namespace: str) -> list[int]:
