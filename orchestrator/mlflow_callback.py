@@ -14,7 +14,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from orchestrator.tracking import Tracker
+from orchestrator.tracking import Tracker, redact_uri
 from orchestrator.tracking_outbox import End, Epoch, Outbox, RunBox, Tags
 
 
@@ -33,11 +33,13 @@ class MlflowSweepCallback(Callback):
         self._fresh: set[str] = set()  # trials started in this process that have not reported yet
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"tracking_uri": self.tracking_uri, "parent_run_id": self.parent_run_id,
+        # Tune writes this into tuner.pkl on the sweep's storage (a bucket others may read): no password there.
+        return {"tracking_uri": redact_uri(self.tracking_uri), "parent_run_id": self.parent_run_id,
                 "unsent_path": self.unsent_path}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update({"unsent_path": None, **state})
+        self.tracking_uri = _unredacted(self.tracking_uri, self.parent_run_id)
         self._reset()
 
     def setup(self, **info: Any) -> None:
@@ -97,6 +99,17 @@ class MlflowSweepCallback(Callback):
             if kept is not None:
                 self._outbox.save(kept)
             self._outbox.report_unsent(kept, kept.parent.name if kept else None)
+
+
+def _unredacted(uri: str, parent_run_id: str) -> str:
+    """The full tracking URI of a sweep, from this machine's state record (`resume` restores the callback from
+    Tune's pickle, which holds the URI redacted); unchanged when it had no password."""
+    from orchestrator import state
+
+    for record in state.load_all():
+        if record.parent_run_id == parent_run_id and redact_uri(record.tracking_uri) == uri:
+            return record.tracking_uri
+    return uri
 
 
 def unsent_file(sweep_name: str, parent_run_id: str) -> Path:

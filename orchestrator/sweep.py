@@ -501,7 +501,8 @@ def _names(specs: list[TrialSpec], varied: list[dict[str, Any]]) -> list[str]:
             name += f"-{spec.model.shortcut}"
         for key in differing:
             name += f"-{_short_key(key, differing)}{_short_value(flat.get(key, v.get(key)))}"
-        names.append(f"{name}-seed{spec.seed}")
+        # Names become directory names (Tune's trial directories): only characters safe in a path component.
+        names.append(re.sub(r"[^A-Za-z0-9_.+-]+", "_", f"{name}-seed{spec.seed}"))
     counts: dict[str, int] = {}
     for n in names:
         counts[n] = counts.get(n, 0) + 1

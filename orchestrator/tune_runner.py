@@ -1,10 +1,12 @@
-"""Ray Tune runs a sweep's trials: one Tune trial per expanded trial spec, checkpoints through Tune's API.
+"""Ray Tune runs a sweep's trials: one Tune trial per expanded trial spec.
 
-The trainable only adapts `resnet_core.train.train`: it reports each epoch's metrics with the checkpoint that
-train() has just written, restores from `tune.get_checkpoint()` after a crash or a `resume`, and turns a
-DivergedError into a final result (state diverged) instead of an error, so Tune's FailureConfig retries real
-crashes from the last checkpoint but never retries a diverged trial. Local Ray starts itself (no dashboard) unless
-RAY_ADDRESS or `--address` names a cluster.
+The trainable only adapts `resnet_core.train.train`: it reports each epoch's metrics, restarts from the trial's
+latest checkpoint after a crash or a `resume`, and turns a DivergedError into a final result (state diverged)
+instead of an error, so Tune's FailureConfig retries real crashes from the last checkpoint but never retries a
+diverged trial. Checkpoints: on file-system storage (local or shared) train() keeps the trial's `latest/`
+directory current and that is the one restarts use; on object storage (s3://) they go through Tune's API
+(`tune.get_checkpoint()`). Local Ray starts itself (no dashboard) unless RAY_ADDRESS or `--address` names a
+cluster.
 """
 from __future__ import annotations
 
@@ -22,7 +24,9 @@ from orchestrator.sweep import SweepSpec, Trial
 
 # Tune snapshots its experiment state (which trials finished) at most this often; `resume` starts from the
 # latest snapshot, and a trial that finished after it is replayed from its final checkpoint without training.
-EXPERIMENT_SNAPSHOT_S = "5"
+# A snapshot of 200 trials' state takes milliseconds; trials on file-system storage report no Tune checkpoints,
+# so nothing else triggers one.
+EXPERIMENT_SNAPSHOT_S = "1"
 
 
 def trainable(config: dict[str, Any]) -> None:
@@ -62,13 +66,13 @@ def run_trial(config: dict[str, Any], report: Report, previous: Any, leader: boo
         elif previous is not None:
             restored = Path(previous.to_directory(str(work / "restored")))
         history = durable.parent / "metrics.jsonl" if durable is not None and leader else None
+        iteration, last_epoch = _restored_position(restored)  # now: train() rewrites latest/ as it goes
         first = True
         try:
             for metrics in train(spec, checkpoint_dir=checkpoint_dir, resume_from=restored):
                 result = {k: v for k, v in metrics.items() if k != "done"}  # "done" means stop to Tune
                 result["final"] = bool(metrics.get("done"))
                 if first:
-                    iteration, last_epoch = _restored_position(restored)
                     result.update(environment(), resumed_from_iteration=iteration)
                     if restored is not None:
                         # Epochs reported before that the driver may not have logged: the history file, and the
@@ -80,7 +84,9 @@ def run_trial(config: dict[str, Any], report: Report, previous: Any, leader: boo
                 if history is not None:
                     with history.open("a") as f:
                         f.write(json.dumps(_epoch_only(metrics)) + "\n")
-                report(result, checkpoint_dir if leader and checkpoint_dir.is_dir() else None)
+                # Ray gets a copy only when storage is no file system (s3://): otherwise latest/ is the newest
+                # checkpoint every node sees, and a copy per epoch would double the checkpoint I/O for nothing.
+                report(result, checkpoint_dir if leader and durable is None and checkpoint_dir.is_dir() else None)
         except DivergedError as err:  # recorded as an outcome, not retried: the same seed diverges again
             report({"state": "diverged", "diverged_at_iteration": err.iteration, "final": True,
                     "error": str(err)}, None)
@@ -248,6 +254,7 @@ def build_tuner(sweep: SweepSpec, trials: list[Trial], resources: TrialResources
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     s = sweep.scheduler
+    state_dir = shared_state_dir(storage_path, experiment_dir)
     scheduler: Any = FIFOScheduler()
     if s.kind == "asha":
         epochs = max(trial_epochs(t) for t in trials)  # Tune's training_iteration counts reports: epochs
@@ -260,9 +267,8 @@ def build_tuner(sweep: SweepSpec, trials: list[Trial], resources: TrialResources
     run_config = tune.RunConfig(
         name=experiment_dir, storage_path=storage_path, verbose=0, callbacks=callbacks,
         failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2))  # ResNet-1202: 0.2 GB each
-    space = {"trial": tune.grid_search([t.to_dict() for t in trials]),
-             "state_dir": shared_state_dir(storage_path, experiment_dir)}
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2))  # s3:// only; ResNet-1202: 0.2 GB each
+    space = {"trial": tune.grid_search([t.to_dict() for t in trials]), "state_dir": state_dir}
     experiment_path = f"{storage_path.rstrip('/')}/{experiment_dir}"
     return tune.Tuner(_wrapped(resources, experiment_path), param_space=space,
                       tune_config=tune_config, run_config=run_config)

@@ -134,9 +134,6 @@ def test_name_arguments_cannot_be_paths(argv, tmp_path, monkeypatch, capsys):
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.xfail(strict=True, reason="trial names take grid values verbatim (orchestrator/sweep.py _short_value, "
-                                       "the lead's): Ray Tune then refuses the trial directory name at run time "
-                                       "with a traceback (exit 1) instead of a clean name")
 def test_trial_names_from_string_grid_values_have_no_path_separators(tmp_path):
     """A grid over a path-valued key (data.root) puts the value in the trial name, which names the trial's
     directory (tune_runner.trial_dirname): it must not contain '/'."""

@@ -147,8 +147,4 @@ def test_sigkilled_trial_resumes_from_its_checkpoint_and_logs_each_epoch_once(tm
 def check_resumed_from(tags: dict[str, str], last_checkpoint: int) -> None:
     """The run's resumed_from_iteration tag names the checkpoint the retry started from."""
     resumed = int(tags["resnet_sweeps.resumed_from_iteration"])
-    if resumed == last_checkpoint + PER_EPOCH:
-        pytest.xfail("known bug (orchestrator/tune_runner.py, the lead's): run_trial reads the restored checkpoint's "
-                     "position after train() has rewritten latest/, so the tag (and the backfilled epoch) is one "
-                     "epoch late; read _restored_position(restored) before calling train()")
     assert resumed == last_checkpoint, (resumed, last_checkpoint)
