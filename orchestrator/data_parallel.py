@@ -4,9 +4,10 @@
 workers. Ray Train starts the processes (on any nodes), sets up torch.distributed (NCCL on GPUs, gloo on CPUs) and
 reserves their resources; every worker runs the same `run_trial` as a one-process trial, and train() shards the
 batches and wraps the model in DDP. Rank 0's results reach Tune through Ray's TuneReportCallback, so the MLflow
-callback, progress table and reports see one trial as always. Rank 0 reports its checkpoint to Ray Train, which
-keeps it in the trial's directory in the sweep's storage (`train/`): a retried trial, a fresh TorchTrainer of the
-same name there, starts from it (or from the trial's `latest/` directory, which is as new).
+callback, progress table and reports see one trial as always. A retried trial starts from rank 0's `latest/`
+checkpoint on file-system storage; on object storage rank 0 reports its checkpoints to Ray Train, which keeps
+them in the trial's directory (`train/`), and a retry, a fresh TorchTrainer of the same name there, starts from
+the newest.
 """
 from __future__ import annotations
 
