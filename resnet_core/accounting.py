@@ -22,7 +22,11 @@ class ModelCost:
     params: int
     macs: int  # multiply-adds for one image at `image_size`
     image_size: int
-    response_layers: int  # 3x3 layers Figure 7 measures
+    response_layer_names: tuple[str, ...]  # the 3x3 layers Figure 7 measures, in order
+
+    @property
+    def response_layers(self) -> int:
+        return len(self.response_layer_names)
 
 
 def count_params(model: nn.Module) -> int:
@@ -60,4 +64,5 @@ def model_cost(spec: ModelSpec, num_classes: int, image_size: int | None = None)
     size = image_size or net_layout(spec).image_size
     with torch.device("meta" if size >= 128 else "cpu"):
         model = build_model(spec, num_classes)
-    return ModelCost(count_params(model), count_macs(model, size), size, len(model.response_layers()))
+    names = tuple(name for name, _ in model.response_layers())
+    return ModelCost(count_params(model), count_macs(model, size), size, names)

@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 # The console script installed beside this interpreter: tests run the CLI exactly as a user does.
 RESNET_SWEEP = str(Path(sys.executable).with_name("resnet-sweep"))
 
@@ -10,3 +12,15 @@ RESNET_SWEEP = str(Path(sys.executable).with_name("resnet-sweep"))
 def resnet_sweep(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
     """Run `resnet-sweep ARGS` in a subprocess, capturing text output."""
     return subprocess.run([RESNET_SWEEP, *args], capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """One two-node Ray cluster with an MLflow server on loopback, shared by the tests that need one (starting
+    it costs 30-50 s on 2 cores); a test that kills a node starts it again. Skips without root and iproute2."""
+    from loopback_cluster import FAST_NODE_DEATH, can_make_namespaces, loopback_cluster
+
+    if not can_make_namespaces():
+        pytest.skip("needs root and iproute2 for a private network namespace")
+    with loopback_cluster(cpus_per_node=1, ray_env=FAST_NODE_DEATH) as started:
+        yield started

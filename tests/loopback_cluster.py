@@ -28,11 +28,18 @@ def can_make_namespaces() -> bool:
     return os.geteuid() == 0 and shutil.which("ip") is not None
 
 
+# The GCS pings each raylet every 500 ms and declares it dead after 3 misses (milliseconds; Ray's defaults are
+# 3000 ms x 5 with a 10 s timeout, half a minute before a dead machine's trials are retried).
+FAST_NODE_DEATH = {"RAY_health_check_period_ms": "500", "RAY_health_check_timeout_ms": "1000",
+                   "RAY_health_check_failure_threshold": "3", "RAY_health_check_initial_delay_ms": "1000"}
+
+
 @dataclass
 class LoopbackCluster:
     namespace: str
     root: Path  # scratch space: ray temp dir, MLflow store, shared Tune storage
     env: dict[str, str]
+    cpus_per_node: int = 1
 
     @property
     def shared_dir(self) -> Path:
@@ -68,6 +75,13 @@ class LoopbackCluster:
     def start(self, *args: str, log: str) -> subprocess.Popen:
         out = open(self.root / log, "w")
         return subprocess.Popen(self.command(*args), env=self.env, stdout=out, stderr=subprocess.STDOUT)
+
+    def start_worker_node(self) -> None:
+        """`ray start` a worker node in a mount namespace of its own, with a tmpfs over head_only_dir."""
+        worker = shlex.join(["ray", "start", f"--address=127.0.0.1:{RAY_PORT}", f"--num-cpus={self.cpus_per_node}",
+                             "--disable-usage-stats"])
+        self.run("unshare", "--mount", "--propagation", "private", "sh", "-c",
+                 f"mount -t tmpfs tmpfs {shlex.quote(str(self.head_only_dir))} && {worker}")
 
     def worker_node_pids(self) -> dict[int, str]:
         """pid -> process title of every process of the worker node: those of the namespace that see the worker's
@@ -112,7 +126,7 @@ def loopback_cluster(cpus_per_node: int = 1, ray_env: Mapping[str, str] | None =
     env.pop("RAY_ADDRESS", None)
     env.update(ray_env or {})
     subprocess.run(["ip", "netns", "add", namespace], check=True)
-    cluster = LoopbackCluster(namespace, root, env)
+    cluster = LoopbackCluster(namespace, root, env, cpus_per_node)
     try:
         cluster.run("ip", "link", "set", "lo", "up")
         cluster.run("ray", "start", "--head", f"--port={RAY_PORT}", f"--num-cpus={cpus_per_node}",
@@ -120,11 +134,7 @@ def loopback_cluster(cpus_per_node: int = 1, ray_env: Mapping[str, str] | None =
                     "--disable-usage-stats")
         cluster.head_only_dir.mkdir()
         cluster.shared_dir.mkdir()
-        # The worker node lives in a mount namespace of its own, with a tmpfs over head_only_dir.
-        worker = shlex.join(["ray", "start", f"--address=127.0.0.1:{RAY_PORT}", f"--num-cpus={cpus_per_node}",
-                             "--disable-usage-stats"])
-        cluster.run("unshare", "--mount", "--propagation", "private", "sh", "-c",
-                    f"mount -t tmpfs tmpfs {shlex.quote(str(cluster.head_only_dir))} && {worker}")
+        cluster.start_worker_node()
         cluster.start("mlflow", "server", "--host", "127.0.0.1", "--port", str(MLFLOW_PORT),
                       "--backend-store-uri", cluster.backend_store, "--artifacts-destination",
                       str(root / "artifacts"), "--workers", "1", log="mlflow.log")

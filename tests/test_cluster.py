@@ -5,7 +5,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import RESNET_SWEEP
-from loopback_cluster import can_make_namespaces, loopback_cluster
+from loopback_cluster import can_make_namespaces
 
 pytestmark = [
     pytest.mark.slow,
@@ -19,29 +19,28 @@ def submit(cluster, storage, *extra):
                        timeout=400, check=False)
 
 
-def test_smoke_sweep_runs_on_both_nodes_and_nests_in_the_tracking_server():
-    with loopback_cluster(cpus_per_node=1) as cluster:
-        refused = submit(cluster, cluster.head_only_dir)
-        assert refused.returncode == 1
-        assert "not visible from 1 of the cluster's 2 nodes" in refused.stdout, refused.stdout[-3000:]
+def test_smoke_sweep_runs_on_both_nodes_and_nests_in_the_tracking_server(cluster):
+    refused = submit(cluster, cluster.head_only_dir)
+    assert refused.returncode == 1
+    assert "not visible from 1 of the cluster's 2 nodes" in refused.stdout, refused.stdout[-3000:]
 
-        done = submit(cluster, cluster.shared_dir)
-        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-        assert "submitted sweep smoke as Ray job smoke-" in done.stdout
+    done = submit(cluster, cluster.shared_dir)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "submitted sweep smoke as Ray job smoke-" in done.stdout
 
-        client = MlflowClient(cluster.backend_store)  # the server's own store, read directly
-        experiment = client.get_experiment_by_name("smoke")
-        runs = client.search_runs([experiment.experiment_id])
-        parents = [r for r in runs if r.data.tags.get("resnet_sweeps.role") == "sweep"]
-        children = [r for r in runs if r.data.tags.get("resnet_sweeps.role") == "trial"]
-        finished_parent = [p for p in parents if p.info.status == "FINISHED"]
-        assert len(finished_parent) == 1
-        mine = [c for c in children if c.data.tags["mlflow.parentRunId"] == finished_parent[0].info.run_id]
-        assert len(mine) == 4
-        assert all(c.data.tags["resnet_sweeps.state"] == "finished" for c in mine)
-        assert len({c.data.tags["resnet_sweeps.node_id"] for c in mine}) == 2  # trials ran on both nodes
-        assert all("test_error" in c.data.metrics for c in mine)
+    client = MlflowClient(cluster.backend_store)  # the server's own store, read directly
+    experiment = client.get_experiment_by_name("smoke")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("resnet_sweeps.role") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("resnet_sweeps.role") == "trial"]
+    finished_parent = [p for p in parents if p.info.status == "FINISHED"]
+    assert len(finished_parent) == 1
+    mine = [c for c in children if c.data.tags["mlflow.parentRunId"] == finished_parent[0].info.run_id]
+    assert len(mine) == 4
+    assert all(c.data.tags["resnet_sweeps.state"] == "finished" for c in mine)
+    assert len({c.data.tags["resnet_sweeps.node_id"] for c in mine}) == 2  # trials ran on both nodes
+    assert all("test_error" in c.data.metrics for c in mine)
 
-        listed = json.loads(cluster.run(RESNET_SWEEP, "status", "--json").stdout)
-        jobs = [r for r in listed if r.get("kind") == "ray_job"]
-        assert [j["state"] for j in jobs] == ["FAILED", "SUCCEEDED"]  # the refused launch, then the real one
+    listed = json.loads(cluster.run(RESNET_SWEEP, "status", "--json").stdout)
+    jobs = [r for r in listed if r.get("kind") == "ray_job"]
+    assert [j["state"] for j in jobs] == ["FAILED", "SUCCEEDED"]  # the refused launch, then the real one

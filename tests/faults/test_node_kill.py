@@ -1,7 +1,7 @@
 """A Ray worker node killed mid-sweep (issue 7): its trial resumes on the remaining node from its last checkpoint
 and the sweep finishes, every child run finished and its metric history without a step twice or a step missing.
 
-A real two-node cluster on loopback (tests/loopback_cluster.py), one CPU per node, so the sweep's two trials run
+The suite's two-node cluster on loopback (tests/loopback_cluster.py, the `cluster` fixture), one CPU per node, so the sweep's two trials run
 one on each node; Tune storage is the directory both nodes see. The driver is `resnet-sweep run --address` in
 the cluster's network namespace (it joins the head node, as Ray's driver placement prefers). Once the trial on
 the worker node has reported an epoch, every process of the worker node is SIGKILLed at once, raylet included,
@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 
 from conftest import RESNET_SWEEP
 from faults.test_trial_kill import PER_EPOCH, check_resumed_from
-from loopback_cluster import RAY_PORT, can_make_namespaces, loopback_cluster
+from loopback_cluster import RAY_PORT, can_make_namespaces
 from resnet_core.checkpoint import load_checkpoint
 
 pytestmark = [
@@ -29,10 +29,6 @@ pytestmark = [
     pytest.mark.skipif(not can_make_namespaces(), reason="needs root and iproute2 for a private network namespace"),
 ]
 
-# The GCS pings each raylet every 500 ms and declares it dead after 3 misses (milliseconds; Ray's defaults are
-# 3000 ms x 5 with a 10 s timeout, half a minute before a dead machine's trials are retried).
-FAST_NODE_DEATH = {"RAY_health_check_period_ms": "500", "RAY_health_check_timeout_ms": "1000",
-                   "RAY_health_check_failure_threshold": "3", "RAY_health_check_initial_delay_ms": "1000"}
 EPOCHS = 6  # of PER_EPOCH iterations each: about a second on one busy CPU core
 SWEEP = f"""
 name: nodekill
@@ -69,10 +65,9 @@ def epochs_reported(history: Path) -> int:
     return len(history.read_text().splitlines()) if history.is_file() else 0
 
 
-def test_killed_worker_node_trial_resumes_on_the_head():
+def test_killed_worker_node_trial_resumes_on_the_head(cluster):
     started = time.monotonic()
-    with loopback_cluster(cpus_per_node=1, ray_env=FAST_NODE_DEATH) as cluster:
-        up = time.monotonic() - started
+    try:
         sweep = cluster.root / "nodekill.yaml"
         sweep.write_text(SWEEP)
         driver = cluster.start(RESNET_SWEEP, "run", str(sweep), "--address", f"127.0.0.1:{RAY_PORT}",
@@ -103,7 +98,7 @@ def test_killed_worker_node_trial_resumes_on_the_head():
             driver.wait(timeout=30)
         elapsed = time.monotonic() - started
         output = log.read_text()
-        print(f"node kill: cluster up in {up:.1f} s; worker node ({len(killed)} processes: "
+        print(f"node kill: worker node ({len(killed)} processes: "
               f"{sorted({t.split()[0].rsplit('/', 1)[-1] for t in killed.values()})}) killed while running "
               f"{victim} after {killed_after} epochs, at {killed_at:.1f} s; sweep done at {elapsed:.1f} s")
         assert driver.returncode == 0, output[-6000:]
@@ -134,3 +129,6 @@ def test_killed_worker_node_trial_resumes_on_the_head():
         assert last_checkpoint >= PER_EPOCH * killed_after
         print(f"node kill: {victim} restarted once on the head, from iteration {last_checkpoint}; runs lost: 0")
         check_resumed_from(tags, last_checkpoint)  # from its last checkpoint, not from scratch
+    finally:
+        if not cluster.worker_node_pids():
+            cluster.start_worker_node()  # whole again for the other tests that share the cluster
