@@ -27,6 +27,7 @@ from orchestrator.sweep import SweepSpec, Trial
 # A snapshot of 200 trials' state takes milliseconds; trials on file-system storage report no Tune checkpoints,
 # so nothing else triggers one.
 EXPERIMENT_SNAPSHOT_S = "1"
+_joined_cluster = False  # set by init_ray: this driver joined a cluster rather than starting a local Ray
 
 
 def trainable(config: dict[str, Any]) -> None:
@@ -174,6 +175,7 @@ def shared_state_dir(storage_path: str, experiment_dir: str) -> str | None:
 
 def init_ray(address: str | None, num_cpus: int | None = None) -> None:
     """Join RAY_ADDRESS/--address when given; else start a local Ray (dashboard off, nothing to start by hand)."""
+    global _joined_cluster
     import ray
 
     if ray.is_initialized():
@@ -191,6 +193,7 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
         ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+        _joined_cluster = True
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING", log_to_driver=False,
                  configure_logging=True)
@@ -207,7 +210,8 @@ class TrialResources:
 
 
 def trial_resources(sweep: SweepSpec) -> tuple[TrialResources, str | None]:
-    """Ray resources per trial, and a note when GPUs were asked for on a cluster without any (run on CPU)."""
+    """Ray resources per trial, and a note when GPUs were asked for where there are none: the local Ray runs the
+    trials on CPU; a cluster keeps the request (an autoscaler adds GPU nodes on demand; trials wait till then)."""
     import ray
 
     cluster = ray.cluster_resources()
@@ -215,8 +219,11 @@ def trial_resources(sweep: SweepSpec) -> tuple[TrialResources, str | None]:
     wanted, workers = sweep.resources.worker_gpu, sweep.resources.workers
     gpu = (1.0 if gpus else 0.0) if wanted is None else wanted
     note = None
-    if gpu and not gpus:
-        note = f"resources.gpu is {gpu:g} but this Ray cluster has no GPU: trials run on CPU"
+    if gpu and not gpus and _joined_cluster:
+        note = (f"resources.gpu is {gpu:g} but this Ray cluster has no GPU now: trials wait for GPU nodes "
+                "(an autoscaler starts them)")
+    elif gpu and not gpus:
+        note = f"resources.gpu is {gpu:g} but this machine has no GPU: trials run on CPU"
         gpu = 0.0
     limit = sweep.max_concurrent
     if workers > 1 and limit is None:
