@@ -1,8 +1,12 @@
 """Data-parallel trials (issue 6): `resources: {workers: N}` trains one trial on N DDP processes through Ray
-Train's TorchTrainer inside Tune; here N = 2 gloo workers on the CPU, with real Ray and a SQLite MLflow store."""
+Train's TorchTrainer inside Tune; here N = 2 gloo workers on the CPU, with real Ray and a SQLite MLflow store,
+and one worker SIGKILLed mid-trial (issue 7)."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +18,7 @@ from resnet_core.augment import fit_normalizer
 from resnet_core.data import TensorSplit, TensorTrainBatches
 from resnet_core.distributed import Shard
 from resnet_core.specio import SpecError
-from tests.conftest import resnet_sweep
+from tests.conftest import RESNET_SWEEP
 
 TINY = {"model": {"family": "cifar", "depth": 8},
         "data": {"dataset": "synthetic", "synthetic_train": 64, "synthetic_test": 32, "augment": False},
@@ -62,31 +66,60 @@ def test_workers_need_a_batch_they_can_split_evenly():
         assert err.value.key_path.startswith("resources."), err.value
 
 
+EPOCHS = 6  # of 8 iterations: long enough to kill a worker after epoch 2
+
+
 @pytest.mark.slow
-def test_a_two_worker_trial_trains_under_ddp_and_logs_once_per_epoch(tmp_path):
+def test_a_two_worker_trial_trains_under_ddp_survives_a_killed_worker_and_logs_once_per_epoch(tmp_path):
+    """The whole path on CPU: 2 gloo workers train one trial; one of them is SIGKILLed after epoch 2, Ray Train
+    fails the trial, Tune retries it, and the new workers continue from rank 0's last checkpoint."""
     from mlflow import MlflowClient
 
-    spec = {"name": "ddp", "base": TINY, "seeds": [0], "resources": {"cpu": 1, "workers": 2}, "max_failures": 0}
+    from faults.test_trial_kill import ray_processes
+    from resnet_core.checkpoint import load_checkpoint
+
+    base = {**TINY, "optim": {**TINY["optim"], "iterations": 8 * EPOCHS, "milestones": [40]}}
+    spec = {"name": "ddp", "base": base, "seeds": [0], "resources": {"cpu": 1, "workers": 2}, "max_failures": 1}
     sweep_file = tmp_path / "ddp.yaml"
     sweep_file.write_text(yaml.safe_dump(spec))
+    home, storage, log = tmp_path / "home", tmp_path / "storage", tmp_path / "driver.log"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env["RESNET_SWEEPS_HOME"] = str(tmp_path / "home")
-    storage = tmp_path / "storage"
-    done = resnet_sweep("run", str(sweep_file), "--num-cpus", "2", "--storage", str(storage),
-                        "--tracking-uri", f"sqlite:///{tmp_path / 'mlruns.db'}", cwd=tmp_path, env=env, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "1 finished" in done.stdout
+    env["RESNET_SWEEPS_HOME"] = str(home)
+    with log.open("w") as out:
+        driver = subprocess.Popen([RESNET_SWEEP, "run", str(sweep_file), "--num-cpus", "2", "--storage",
+                                   str(storage), "--tracking-uri", f"sqlite:///{tmp_path / 'mlruns.db'}"],
+                                  cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 300
+    try:
+        history = None
+        while history is None or len(history.read_text().splitlines()) < 2:  # 2 epochs reported
+            assert time.monotonic() < deadline and driver.poll() is None, log.read_text()[-4000:]
+            history = next(storage.glob("ddp-*/resnet8-*/metrics.jsonl"), None)
+            time.sleep(0.05)
+        workers = [pid for pid in ray_processes(home) if Path(f"/proc/{pid}/cmdline").read_bytes()
+                   .startswith(b"ray::RayTrainWorker")]
+        assert len(workers) == 2, workers
+        os.kill(workers[-1], signal.SIGKILL)
+        time.sleep(1.0)  # the other rank can write no further checkpoint: the next one needs the dead rank
+        at_kill = int(load_checkpoint(history.parent / "latest")["iteration"])
+        assert driver.wait(timeout=max(1.0, deadline - time.monotonic())) == 0, log.read_text()[-4000:]
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert "1 finished" in log.read_text()
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns.db'}")
     runs = client.search_runs([client.get_experiment_by_name("ddp").experiment_id])
     (trial,) = [r for r in runs if r.data.tags.get("resnet_sweeps.role") == "trial"]
-    assert trial.data.tags["resnet_sweeps.state"] == "finished"
-    assert trial.data.tags["resnet_sweeps.workers"] == "2"
+    tags = trial.data.tags
+    assert tags["resnet_sweeps.state"] == "finished" and tags["resnet_sweeps.workers"] == "2"
+    assert tags["resnet_sweeps.starts"] == "2" and int(tags["resnet_sweeps.resumed_from_iteration"]) == at_kill >= 16
     for metric in ("train_loss", "test_error"):
-        assert [m.step for m in client.get_metric_history(trial.info.run_id, metric)] == [8, 16, 24]
+        steps = [m.step for m in client.get_metric_history(trial.info.run_id, metric)]
+        assert sorted(steps) == list(range(8, 8 * EPOCHS + 1, 8)), steps  # every epoch once
     artifacts = {a.path for a in client.list_artifacts(trial.info.run_id)}
     assert "layer_responses.json" in artifacts  # rank 0 measured Figure 7
 
-    (trial_dir,) = [p for p in Path(storage).glob("ddp-*/resnet8-*") if p.is_dir()]
-    assert (trial_dir / "latest" / "checkpoint.pt").is_file()  # rank 0's, what a retry starts from
+    trial_dir = history.parent
+    assert (trial_dir / "latest" / "checkpoint.pt").is_file()  # rank 0's, what the retry started from
     assert not list((trial_dir / "train").glob("checkpoint_*"))  # no copies: the storage is a file system
