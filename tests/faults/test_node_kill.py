@@ -20,7 +20,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import RESNET_SWEEP
-from faults.test_trial_kill import PER_EPOCH, check_resumed_from
+from faults.test_trial_kill import EPOCHS, PER_EPOCH, check_resumed_from, kill_sweep
 from loopback_cluster import RAY_PORT, can_make_namespaces
 from resnet_core.checkpoint import load_checkpoint
 
@@ -29,19 +29,7 @@ pytestmark = [
     pytest.mark.skipif(not can_make_namespaces(), reason="needs root and iproute2 for a private network namespace"),
 ]
 
-EPOCHS = 6  # of PER_EPOCH iterations each: about a second on one busy CPU core
-SWEEP = f"""
-name: nodekill
-base:
-  model: {{family: cifar, depth: 8}}
-  data: {{dataset: synthetic, synthetic_train: 384, synthetic_test: 32, augment: false}}
-  optim: {{batch_size: 32, iterations: {PER_EPOCH * EPOCHS}, milestones: [{PER_EPOCH * 4}]}}
-  runtime: {{device: cpu, eval_batch_size: 32}}
-grid:
-  optim.lr: [0.1, 0.05]
-resources: {{cpu: 1, gpu: 0}}
-max_failures: 1          # one retry: the lost node uses it
-"""
+SWEEP = kill_sweep("nodekill")
 TIMEOUT_S = 240  # the sweep, from submission to exit; about a minute on an idle 2-core machine
 
 

@@ -26,8 +26,12 @@ pytestmark = pytest.mark.slow
 
 # 384 images in batches of 32: 12 iterations per epoch (about a second on one busy CPU core), 6 epochs.
 PER_EPOCH, EPOCHS = 12, 6
-SWEEP = f"""
-name: trialkill
+
+
+def kill_sweep(name: str) -> str:
+    """Two tiny trials with one retry each, the sweep both kill tests (trial, node) interrupt."""
+    return f"""
+name: {name}
 base:
   model: {{family: cifar, depth: 8}}
   data: {{dataset: synthetic, synthetic_train: 384, synthetic_test: 32, augment: false}}
@@ -36,8 +40,11 @@ base:
 grid:
   optim.lr: [0.1, 0.05]
 resources: {{cpu: 1, gpu: 0}}
-max_failures: 1          # one retry: the kill below uses it
+max_failures: 1          # one retry: the kill uses it
 """
+
+
+SWEEP = kill_sweep("trialkill")
 VICTIM, OTHER = "resnet8-A-lr0.05-seed0", "resnet8-A-lr0.1-seed0"
 TIMEOUT_S = 240  # the whole sweep, kill and retry included; about 40 s on an idle 2-core machine
 
