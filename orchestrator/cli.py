@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     except (SpecError, CliError) as err:
         print(f"resnet-sweep {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C outside a running sweep (which handles its own): no traceback
+        print(f"resnet-sweep {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

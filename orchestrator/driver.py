@@ -9,7 +9,7 @@ import os
 import time
 from typing import Any
 
-from orchestrator import state
+from orchestrator import interrupt, state
 from orchestrator.cli import CliError
 from orchestrator.tracking import Tracker, ui_command
 
@@ -25,7 +25,8 @@ def check_not_running(name: str) -> None:
 
 
 def drive(record: state.SweepRecord, tuner_factory: Any, resume: bool) -> int:
-    """Run (or resume) the Tune experiment, print the summary; exit code 0 when no trial failed."""
+    """Run (or resume) the Tune experiment, print the summary; exit code 0 when every trial finished or diverged,
+    1 when some failed (named, with their errors), 130 when Ctrl-C stopped it (one line, no traceback)."""
     from rich.console import Console
 
     console = Console(width=max(Console().width, 100))  # pipes get 80 columns: too narrow for the table
@@ -34,47 +35,65 @@ def drive(record: state.SweepRecord, tuner_factory: Any, resume: bool) -> int:
     started = time.monotonic()
     try:
         tuner = tuner_factory()
+        interrupt.reset()
         results = tuner.fit()
-    except KeyboardInterrupt:
-        state.update(record.name, state="interrupted")
-        Tracker(record.tracking_uri).end_sweep_on_exit(record.parent_run_id, "interrupted")
-        console.print(f"interrupted: `resnet-sweep resume {record.name}` continues where it stopped")
-        return 130
+    except KeyboardInterrupt:  # a second Ctrl-C, while Tune was still stopping after the first
+        return _interrupted(console, record)
     except Exception:
         state.update(record.name, state="failed")  # e.g. Ray would not start: the books say so, then the traceback
         Tracker(record.tracking_uri).end_sweep_on_exit(record.parent_run_id, "failed")
         raise
     elapsed = time.monotonic() - started
-    rows = [_row(r) for r in results]
+    rows = _rows(record, results)
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["state"]] = counts.get(r["state"], 0) + 1
-    failed = counts.get("failed", 0)
-    final = "failed" if failed else "finished" if all(r["state"] in ("finished", "diverged") for r in rows) \
-        else "interrupted"
-    state.update(record.name, state=final)
+    if interrupt.requested() or any(r["state"] in ("pending", "running", "paused") for r in rows):
+        return _interrupted(console, record)
+    failed = [r for r in rows if r["state"] == "failed"]
+    state.update(record.name, state="failed" if failed else "finished")
     _summary(console, record, rows, counts, elapsed, resume)
-    return 1 if failed or final != "finished" else 0
+    return 1 if failed else 0
 
 
-def _row(result: Any) -> dict[str, Any]:
-    """A summary row from a Tune Result: its config, last metrics and error."""
+def _interrupted(console: Any, record: state.SweepRecord) -> int:
+    """The books say interrupted, the user reads one line, and the shell gets the usual exit code of a SIGINT."""
+    state.update(record.name, state="interrupted")
+    Tracker(record.tracking_uri).end_sweep_on_exit(record.parent_run_id, "interrupted")
+    console.print(f"interrupted: `resnet-sweep resume {record.name}` continues where it stopped", highlight=False)
+    return 130
+
+
+def _rows(record: state.SweepRecord, results: Any) -> list[dict[str, Any]]:
+    """One summary row per trial of the sweep, in its order; trials Tune never started are pending."""
     from types import SimpleNamespace
 
     from orchestrator.progress import trial_row
 
-    status = "ERROR" if result.error else "TERMINATED"
-    return trial_row(SimpleNamespace(config=result.config, last_result=result.metrics or {}, status=status))
+    by_id = {}
+    for result in results:
+        if result.config is None:  # a trial that never started (Ctrl-C came first)
+            continue
+        status = "ERROR" if result.error else "TERMINATED"
+        row = trial_row(SimpleNamespace(config=result.config, last_result=result.metrics or {}, status=status))
+        if result.error:
+            row["error"] = f"{type(result.error).__name__}: {result.error}"
+        by_id[row["id"]] = row
+    return [by_id.get(t["id"]) or {"name": t["name"], "id": t["id"], "state": "pending", "iteration": 0,
+                                    "iterations": t["iterations"], "train_error": None, "test_error": None,
+                                    "images_per_sec": None, "error": None} for t in record.trials]
 
 
 def _summary(console: Any, record: state.SweepRecord, rows: list[dict], counts: dict[str, int], elapsed: float,
              resume: bool) -> None:
-    from orchestrator.progress import render
+    from orchestrator.progress import last_line, render
 
     console.print(render(rows, f"Sweep {record.name}: {', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}"
                                f" in {elapsed:.1f} s{' (resumed)' if resume else ''}"))
     console.print(f"MLflow experiment {record.experiment!r}, parent run {record.parent_run_id}")
     console.print(f"compare the runs:  {ui_command(record.tracking_uri)}", highlight=False, soft_wrap=True)
     console.print(f"status:  resnet-sweep status {record.name}", highlight=False)
-    if counts.get("failed"):
-        console.print(f"trial errors are in {record.experiment_path}/*/error.txt", highlight=False, soft_wrap=True)
+    for r in rows:
+        if r["state"] == "failed":
+            console.print(f"failed: {r['name']}: {last_line(r.get('error')) or 'no error text'}", highlight=False,
+                          soft_wrap=True)

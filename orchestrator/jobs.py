@@ -93,6 +93,22 @@ def job_status(submission: Submission) -> str:
         return f"unknown ({type(err).__name__}: cluster not reachable at {submission.address})"
 
 
+def job_error(submission: Submission) -> str | None:
+    """Why a FAILED job failed, in one line: the last line of its logs (the driver ends with its error message,
+    e.g. `resnet-sweep run: error: ...` when the data is missing on the cluster); None when it did not fail or the
+    cluster cannot be reached."""
+    from ray.job_submission import JobSubmissionClient
+
+    try:
+        client = JobSubmissionClient(submission.address)
+        if str(client.get_job_status(submission.job_id).value) != "FAILED":
+            return None
+        lines = [line.strip() for line in client.get_job_logs(submission.job_id).splitlines() if line.strip()]
+    except Exception:  # noqa: BLE001  an unreachable cluster: job_status already says so
+        return None
+    return lines[-1] if lines else None
+
+
 def submissions() -> list[Submission]:
     folder = state.home() / "submissions"
     return [Submission(**json.loads(p.read_text())) for p in sorted(folder.glob("*.json"))]

@@ -75,10 +75,11 @@ class MlflowSweepCallback(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         final = dict(trial.last_result or {})
-        state = "diverged" if final.get("state") == "diverged" else "finished"
+        state = final.get("state") if final.get("state") in ("diverged", "failed") else \
+            "finished" if final.get("final") else "stopped"  # by the scheduler (ASHA) before its last iteration
         spec = trial.config["trial"]["spec"]
         names = layer_names(spec) if final.get("layer_response_std") else None
-        self._outbox.put(self._box(trial), End(state, _final(final), names))
+        self._outbox.put(self._box(trial), End(state, _final(final), names, error=final.get("error")))
         self._outbox.flush()
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -92,8 +93,12 @@ class MlflowSweepCallback(Callback):
         self._outbox.flush()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        states = {t.status for t in trials}
-        self._outbox.sweep_state = "finished" if states <= {"TERMINATED"} else "failed"
+        from orchestrator import interrupt
+        from orchestrator.progress import trial_state
+
+        states = {trial_state(t) for t in trials}
+        self._outbox.sweep_state = "interrupted" if interrupt.requested() else "failed" if "failed" in states \
+            else "finished" if states <= {"finished", "diverged", "stopped"} else "interrupted"
         if not self._outbox.flush_at_end():
             kept = Path(self.unsent_path) if self.unsent_path else None
             if kept is not None:

@@ -16,8 +16,13 @@ _STATE = {"PENDING": "pending", "RUNNING": "running", "PAUSED": "paused", "TERMI
 
 
 def trial_state(trial: Any) -> str:
-    if trial.status == "TERMINATED" and (trial.last_result or {}).get("state") == "diverged":
-        return "diverged"
+    """finished, diverged or failed (the trial's own last result says which), stopped (TERMINATED before its
+    last iteration: by the scheduler, e.g. ASHA, or by Ctrl-C), pending, running or paused."""
+    result = trial.last_result or {}
+    if trial.status == "TERMINATED":
+        if result.get("state") in ("diverged", "failed"):
+            return result["state"]
+        return "finished" if result.get("final") else "stopped"
     return _STATE.get(trial.status, trial.status.lower())
 
 
@@ -28,7 +33,14 @@ def trial_row(trial: Any) -> dict[str, Any]:
             "iteration": result.get("iteration", 0) if result.get("state") != "diverged"
             else result.get("diverged_at_iteration"),
             "iterations": info["spec"]["optim"]["iterations"], "train_error": result.get("train_error"),
-            "test_error": result.get("test_error"), "images_per_sec": result.get("images_per_sec")}
+            "test_error": result.get("test_error"), "images_per_sec": result.get("images_per_sec"),
+            "error": result.get("error")}
+
+
+def last_line(text: str | None) -> str | None:
+    """The line of an error text that says what went wrong: its last non-empty one (a traceback ends there)."""
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else None
 
 
 def render(rows: list[dict[str, Any]], title: str) -> Any:
@@ -37,7 +49,7 @@ def render(rows: list[dict[str, Any]], title: str) -> Any:
     table = Table(title=title, title_justify="left")
     for col in ("trial", "state", "iteration", "train err %", "test err %", "images/s"):
         table.add_column(col, justify="left" if col in ("trial", "state") else "right", no_wrap=True)
-    colour = {"finished": "green", "running": "cyan", "diverged": "yellow", "failed": "red"}
+    colour = {"finished": "green", "running": "cyan", "diverged": "yellow", "failed": "red", "stopped": "yellow"}
     for r in rows:
         table.add_row(r["name"], f"[{colour.get(r['state'], 'white')}]{r['state']}[/]",
                       f"{r['iteration'] or 0:,}/{r['iterations']:,}", _pct(r["train_error"]),
@@ -91,8 +103,11 @@ class ProgressCallback(Callback):
             return
         if self._console is None:
             return
+        from orchestrator import interrupt
+
+        shown = ("finished", "diverged", "failed") + (() if interrupt.requested() else ("stopped",))
         for r in rows:
-            if r["state"] in ("finished", "diverged", "failed") and r["id"] not in self._reported:
+            if r["state"] in shown and r["id"] not in self._reported:
                 self._reported.add(r["id"])
                 self._console.print(f"{r['state']:>8}  {r['name']}  iteration {r['iteration'] or 0:,}/"
                                     f"{r['iterations']:,}  train err {_pct(r['train_error'])}%  "

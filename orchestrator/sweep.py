@@ -466,6 +466,13 @@ def _shown(data: dict[str, Any], origin: dict[str, str]) -> list[tuple[str, Any]
     return [(key, flat.get(key)) for key in origin if key in flat]
 
 
+def origin_of(sweep: SweepSpec, trial: Trial, key_path: str) -> str:
+    """Which key of the sweep file set `key_path` in `trial`: `grid.K`, `overrides[i].set.K` or `base.K`."""
+    chosen = {k: v for k, v in trial.varied if k != "seed"}
+    _, origin, _ = _combine(sweep, chosen, None)
+    return _origin_of(key_path, origin)
+
+
 def _origin_of(key_path: str, origin: dict[str, str]) -> str:
     """Which part of the file set the value an error names: the grid or an override, else base."""
     if key_path in origin:

@@ -25,11 +25,12 @@ from resnet_core.specio import flatten
 TAG = "resnet_sweeps."
 ROLE, SWEEP, TRIAL_ID, STATE, LAST_STEP, STARTS = (TAG + k for k in
                                                    ("role", "sweep", "trial_id", "state", "last_step", "starts"))
+ERROR = TAG + "error"  # a failed or diverged trial's error text
 MISSING_STEPS = TAG + "missing_steps"  # steps the driver could not log (dropped while the server was away)
 PARENT = "mlflow.parentRunId"
 EPOCH_METRICS = ("train_loss", "train_error", "test_error", "val_error", "lr", "images_per_sec", "epoch_time",
                  "epoch", "test_top5_error", "val_top5_error")  # logged when the trial reports them
-TERMINAL_STATES = ("finished", "diverged", "failed")
+TERMINAL_STATES = ("finished", "diverged", "failed", "stopped")
 
 
 def default_tracking_uri() -> str:
@@ -302,7 +303,7 @@ class Tracker:
             metrics = [m for m in metrics if have.get(m.key) != m.value]
         tags = [RunTag(STATE, state)]
         if error:
-            tags.append(RunTag(TAG + "error", error[:4000]))
+            tags.append(RunTag(ERROR, error[-4000:]))  # the end of a traceback says what went wrong
         if state == "diverged":
             tags.append(RunTag(TAG + "diverged_at_iteration", str(final.get("diverged_at_iteration", step))))
         self.client.log_batch(run_id, metrics=metrics, tags=tags)
@@ -312,7 +313,7 @@ class Tracker:
                 [f"layer{i}" for i in range(len(stds))]
             self.client.log_text(run_id, json.dumps({"layers": names, "std": [float(s) for s in stds]}),
                                  "layer_responses.json")
-        self.client.set_terminated(run_id, "FINISHED" if state == "finished" else "FAILED")
+        self.client.set_terminated(run_id, {"finished": "FINISHED", "stopped": "KILLED"}.get(state, "FAILED"))
 
     def trial_runs(self, parent_run_id: str) -> list[Any]:
         experiment_id = self.client.get_run(parent_run_id).info.experiment_id

@@ -1,9 +1,10 @@
 """Ray Tune runs a sweep's trials: one Tune trial per expanded trial spec.
 
 The trainable only adapts `resnet_core.train.train`: it reports each epoch's metrics, restarts from the trial's
-latest checkpoint after a crash or a `resume`, and turns a DivergedError into a final result (state diverged)
-instead of an error, so Tune's FailureConfig retries real crashes from the last checkpoint but never retries a
-diverged trial. Checkpoints: on file-system storage (local or shared) train() keeps the trial's `latest/`
+latest checkpoint after a crash or a `resume`, and turns a DivergedError (state diverged) or a SpecError (bad
+data, spec or checkpoint: state failed, with its message) into a final result instead of an error, so Tune's
+FailureConfig retries real crashes (a killed process, a lost node, out of memory) from the last checkpoint but
+never a trial that the same settings would end the same way again. Checkpoints: on file-system storage (local or shared) train() keeps the trial's `latest/`
 directory current and that is the one restarts use; on object storage (s3://) they go through Tune's API
 (`tune.get_checkpoint()`). Local Ray starts itself (no dashboard) unless RAY_ADDRESS or `--address` names a
 cluster.
@@ -52,13 +53,14 @@ def run_trial(config: dict[str, Any], report: Report, previous: Any, leader: boo
     a crash (None on a first start); `leader` is the process that owns the checkpoints and the metric history
     (the only one when a trial is not data-parallel)."""
     from resnet_core.spec import TrialSpec
+    from resnet_core.specio import SpecError
     from resnet_core.train import DivergedError, OutOfMemoryError, train
 
-    spec = TrialSpec.from_dict(config["trial"]["spec"])
     work = Path(tempfile.mkdtemp(prefix="resnet-trial-"))
     durable = latest_dir(config)
     checkpoint_dir = durable or work / "checkpoint"
     try:
+        spec = TrialSpec.from_dict(config["trial"]["spec"])
         restored = None
         if durable is not None and (durable / "checkpoint.pt").is_file():
             # A retry after a crash, or `resume` after the driver died: train() rewrites this one before every
@@ -91,6 +93,10 @@ def run_trial(config: dict[str, Any], report: Report, previous: Any, leader: boo
         except DivergedError as err:  # recorded as an outcome, not retried: the same seed diverges again
             report({"state": "diverged", "diverged_at_iteration": err.iteration, "final": True,
                     "error": str(err)}, None)
+    except SpecError as err:
+        # Bad data, a bad spec or a checkpoint that is refused: the same settings would fail again, so the trial
+        # ends here as `failed` with its message (a final result, so Tune's FailureConfig does not retry it).
+        report({"state": "failed", "final": True, "error": f"{type(err).__name__}: {err}"}, None)
     except OutOfMemoryError as err:  # a crash all the same (a retry may land on a freer GPU); say whose
         err.args = (f"trial {config['trial']['name']}: {err}",)
         raise
@@ -190,6 +196,8 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
     # Without those loggers Tune's result summary warns that result.json is missing; its metrics come from
     # the experiment state all the same.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    # On Ctrl-C Tune logs how to restore with its own API; the driver prints `resnet-sweep resume NAME` instead.
+    logging.getLogger("ray.tune.tune").setLevel(logging.ERROR)
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
         ray.init(address=address, logging_level="WARNING", log_to_driver=False)
@@ -260,6 +268,8 @@ def build_tuner(sweep: SweepSpec, trials: list[Trial], resources: TrialResources
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+    from orchestrator.interrupt import WatchInterrupt
+
     s = sweep.scheduler
     state_dir = shared_state_dir(storage_path, experiment_dir)
     scheduler: Any = FIFOScheduler()
@@ -272,7 +282,7 @@ def build_tuner(sweep: SweepSpec, trials: list[Trial], resources: TrialResources
                                   trial_dirname_creator=trial_dirname,
                                   max_concurrent_trials=resources.max_concurrent or sweep.max_concurrent)
     run_config = tune.RunConfig(
-        name=experiment_dir, storage_path=storage_path, verbose=0, callbacks=callbacks,
+        name=experiment_dir, storage_path=storage_path, verbose=0, callbacks=[*callbacks, WatchInterrupt()],
         failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2))  # s3:// only; ResNet-1202: 0.2 GB each
     space = {"trial": tune.grid_search([t.to_dict() for t in trials]), "state_dir": state_dir}

@@ -200,24 +200,32 @@ def load_cifar(spec: DataSpec) -> tuple[TensorSplit, TensorSplit, int]:
     except DatasetError:
         if not spec.download:
             raise
-        _download(spec.dataset, root)
+        download_cifar(spec.dataset, root)
         train, test = _read_cifar(spec.dataset, root, folder, train_files, test_file, label_key)
     return train, test, classes
 
 
 def _read_cifar(dataset: str, root: Path, folder: str, train_files: tuple[str, ...], test_file: str,
                 label_key: str) -> tuple[TensorSplit, TensorSplit]:
-    where = root / folder
-    expected = ", ".join((*train_files, test_file))
-    remedy = (f"a directory holding {folder}/ with the pickled batches {expected} (the standard python "
-              f"{dataset} layout); set data.root to where it is, or `data.download: true` to let torchvision "
-              f"fetch it on a machine with internet, or `data.dataset: synthetic` to run without real data")
-    missing = [name for name in (*train_files, test_file) if not (where / name).is_file()]
-    if missing:
-        raise DatasetError(root, f"looked in {where}: missing {', '.join(missing)}", remedy)
+    where, remedy = check_cifar_files(dataset, root)
     train = [_read_batch(where / name, label_key, root, remedy) for name in train_files]
     test = _read_batch(where / test_file, label_key, root, remedy)
     return TensorSplit(torch.cat([t.images for t in train]), torch.cat([t.labels for t in train])), test
+
+
+def check_cifar_files(dataset: str, root: Path) -> tuple[Path, str]:
+    """Raise DatasetError unless every batch file of `dataset` is under `root`; returns the folder and the text
+    that says how to get the data (for later errors)."""
+    folder, train_files, test_file, _, _ = CIFAR_LAYOUTS[dataset]
+    where = root / folder
+    remedy = (f"a directory holding {folder}/ with the pickled batches {', '.join((*train_files, test_file))} "
+              f"(the standard python {dataset} layout); set data.root to where it is, or `data.download: true` "
+              f"to let torchvision fetch it on a machine with internet, or `data.dataset: synthetic` to run "
+              f"without real data")
+    missing = [name for name in (*train_files, test_file) if not (where / name).is_file()]
+    if missing:
+        raise DatasetError(root, f"looked in {where}: missing {', '.join(missing)}", remedy)
+    return where, remedy
 
 
 class _ArraysOnly(pickle.Unpickler):
@@ -249,7 +257,7 @@ def _read_batch(path: Path, label_key: str, root: Path, remedy: str) -> TensorSp
     return TensorSplit(data.reshape(-1, 3, 32, 32).contiguous(), labels)
 
 
-def _download(dataset: str, root: Path) -> None:
+def download_cifar(dataset: str, root: Path) -> None:
     import torchvision  # only here: reading the pickles needs no torchvision
 
     make = torchvision.datasets.CIFAR10 if dataset == "cifar10" else torchvision.datasets.CIFAR100

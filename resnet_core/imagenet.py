@@ -24,6 +24,8 @@ CROP = 224
 TEST_RESIZE = 256
 # Per-pixel means at random 224 crops of varied scale are flat across positions, so the per-channel ImageNet
 # mean (and, for data.normalize=channel, std) stands in for the paper's per-pixel mean.
+FOLDER_LAYOUT = ("a directory with train/ and val/, each holding one folder of images per class (the ImageNet "
+                 "layout torchvision's ImageFolder reads); set data.root, or use `data.dataset: synthetic`")
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
@@ -95,8 +97,7 @@ def folder_trial_data(spec: DataSpec, batch_size: int, eval_batch_size: int, see
     from torchvision import transforms as T
 
     root = Path(spec.root).expanduser()
-    remedy = ("a directory with train/ and val/, each holding one folder of images per class (the ImageNet "
-              "layout torchvision's ImageFolder reads); set data.root, or use `data.dataset: synthetic`")
+    remedy = FOLDER_LAYOUT
     std = STD if spec.normalize == "channel" else (1.0, 1.0, 1.0)
     normalize = T.Normalize(MEAN, std)
     train_tf = T.Compose([RandomShorterSide(*SCALE_RANGE), T.RandomCrop(CROP), T.RandomHorizontalFlip(),

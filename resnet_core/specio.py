@@ -13,13 +13,15 @@ import types
 import typing
 from typing import Any, Literal, Mapping, TypeVar, Union
 
+from resnet_core.errors import Picklable
+
 T = TypeVar("T")
 
 # YAML 1.1 (PyYAML) reads 1e-4 (no dot) as a string; YAML 1.2 and people read a number.
 _EXPONENT_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 
-class SpecError(ValueError):
+class SpecError(Picklable, ValueError):
     """Bad input: names the key path, the value and what was expected. The CLI turns it into exit code 2."""
 
     def __init__(self, key_path: str, value: Any, expected: str, source: str | None = None):

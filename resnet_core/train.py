@@ -24,6 +24,7 @@ from torch import nn
 from resnet_core.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
 from resnet_core.data import EvalBatches, load_trial_data
 from resnet_core.distributed import Shard
+from resnet_core.errors import Picklable
 from resnet_core.layout import net_layout
 from resnet_core.model import ResNet, build_model
 from resnet_core.responses import layer_response_std
@@ -36,7 +37,7 @@ DIVERGENCE_CHECK_EVERY = 100  # iterations between host reads of the non-finite-
 CHECKPOINT_FORMAT = 1
 
 
-class OutOfMemoryError(RuntimeError):
+class OutOfMemoryError(Picklable, RuntimeError):
     """The trial's device ran out of memory; the message says the batch size and what to change."""
 
     def __init__(self, spec: TrialSpec, workers: int, device: str, cause: BaseException):
@@ -49,7 +50,7 @@ class OutOfMemoryError(RuntimeError):
             f"{str(cause).splitlines()[0] if str(cause) else ''}")
 
 
-class DivergedError(RuntimeError):
+class DivergedError(Picklable, RuntimeError):
     """The training loss became NaN or infinite; `iteration` is the 0-based schedule iteration where it did."""
 
     def __init__(self, iteration: int):

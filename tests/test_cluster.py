@@ -41,6 +41,16 @@ def test_smoke_sweep_runs_on_both_nodes_and_nests_in_the_tracking_server(cluster
     assert len({c.data.tags["resnet_sweeps.node_id"] for c in mine}) == 2  # trials ran on both nodes
     assert all("test_error" in c.data.metrics for c in mine)
 
+    # Data missing where the trials run: the job's driver looks on the cluster's nodes before anything starts.
+    no_data = submit(cluster, cluster.shared_dir, "--set", "data.dataset=cifar10", "--set", "data.root=/no/cifar")
+    assert no_data.returncode == 1
+    expected = "resnet-sweep run: error: sweep.yaml: base.data.root: got '/no/cifar', expected a directory"
+    assert expected in no_data.stdout, no_data.stdout[-3000:]
+
     listed = json.loads(cluster.run(RESNET_SWEEP, "status", "--json").stdout)
     jobs = [r for r in listed if r.get("kind") == "ray_job"]
-    assert [j["state"] for j in jobs] == ["FAILED", "SUCCEEDED"]  # the refused launch, then the real one
+    # the refused launch, the real one, the one without data (job ids sort by submission time)
+    assert [j["state"] for j in jobs] == ["FAILED", "SUCCEEDED", "FAILED"]
+    assert jobs[2]["error"].startswith(expected) and "looked in /no/cifar/cifar-10-batches-py" in jobs[2]["error"]
+    assert jobs[1]["error"] is None
+    assert f"{jobs[2]['job_id']}: {expected}" in cluster.run(RESNET_SWEEP, "status").stdout

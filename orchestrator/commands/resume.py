@@ -4,6 +4,7 @@ an earlier driver kept because the tracking server was down at its end are sent 
 from __future__ import annotations
 
 import argparse
+import os
 
 from orchestrator.commands.run import add_runtime_arguments, tracking_reachable
 
@@ -16,8 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from orchestrator import state
     from orchestrator.cli import CliError
+    from orchestrator.data_check import check_sweep_data
     from orchestrator.driver import check_not_running, drive
-    from orchestrator.sweep import sweep_from_dict
+    from orchestrator.sweep import expand, sweep_from_dict
 
     record = state.load(args.name)
     check_not_running(args.name)
@@ -36,17 +38,23 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     sweep = sweep_from_dict(yaml.safe_load(record.sweep_copy.read_text()))
+    address = args.address or record.address
+    on_cluster = bool(address or os.environ.get("RAY_ADDRESS"))
+    if on_cluster:  # the data must be where the trials run: look there, before anything is reopened
+        from orchestrator.tune_runner import init_ray
+
+        init_ray(address, args.num_cpus)
+    check_sweep_data(sweep, expand(sweep), record.sweep_file, on_cluster)
 
     def tuner_factory():
         from ray import tune
 
         from orchestrator.mlflow_callback import MlflowSweepCallback, unsent_file
         from orchestrator.progress import ProgressCallback
-        from orchestrator.sweep import expand
         from orchestrator.tracking import Tracker
         from orchestrator.tune_runner import build_tuner, init_ray, restore_tuner, trial_resources
 
-        init_ray(args.address or record.address, args.num_cpus)
+        init_ray(address, args.num_cpus)
         resources, note = trial_resources(sweep)
         if note:
             print(f"note: {note}")

@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     from orchestrator import state
     from orchestrator.cli import CliError
+    from orchestrator.data_check import check_sweep_data
     from orchestrator.driver import check_not_running, drive
     from orchestrator.tracking import Tracker, default_tracking_uri
 
@@ -52,13 +53,16 @@ def run(args: argparse.Namespace) -> int:
     storage = args.storage or str(state.default_storage())
     if "://" not in storage:
         storage = str(Path(storage).expanduser().resolve())
-    if args.address or os.environ.get("RAY_ADDRESS"):
+    on_cluster = bool(args.address or os.environ.get("RAY_ADDRESS"))
+    if on_cluster:
         from orchestrator.cluster import check_shared_storage
         from orchestrator.tune_runner import init_ray
 
-        # Join the cluster before recording anything: storage some node cannot see is refused with nothing begun.
+        # Join the cluster before recording anything: storage some node cannot see, or data missing where the
+        # trials run, is refused with nothing begun.
         init_ray(args.address, args.num_cpus)
         check_shared_storage(storage)
+    check_sweep_data(sweep, trials, str(args.sweep), on_cluster)
     sweep_dict = sweep.to_dict()
     parent = Tracker(tracking_uri).start_sweep(sweep.experiment_name, sweep.name, sweep_dict, len(trials),
                                                tags=_code_tags())

@@ -24,16 +24,22 @@ def sweep_rows() -> list[dict[str, Any]]:
 
 def submitted_rows() -> list[dict[str, Any]]:
     """Sweeps sent to Ray clusters by `submit`, with their Ray job's state as the cluster reports it now."""
-    from orchestrator.jobs import job_status, submissions
+    from orchestrator.jobs import job_error, job_status, submissions
 
-    return [{"name": s.sweep, "state": job_status(s), "job_id": s.job_id, "address": s.address,
-             "tracking_uri": redact_uri(s.tracking_uri), "created": s.submitted} for s in submissions()]
+    rows = []
+    for s in submissions():
+        state = job_status(s)
+        rows.append({"name": s.sweep, "state": state, "job_id": s.job_id, "address": s.address,
+                     "tracking_uri": redact_uri(s.tracking_uri), "created": s.submitted,
+                     "error": job_error(s) if state == "FAILED" else None})
+    return rows
 
 
 def trial_rows(name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The sweep's summary and one row per trial; trials MLflow has not heard of yet are pending."""
     from orchestrator import state
-    from orchestrator.tracking import LAST_STEP, STATE, TRIAL_ID, Tracker
+    from orchestrator.progress import last_line
+    from orchestrator.tracking import ERROR, LAST_STEP, STATE, TRIAL_ID, Tracker
 
     record = state.load(name)
     sweep_state = record.effective_state()
@@ -49,6 +55,7 @@ def trial_rows(name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                      "iteration": max(int(tags.get(LAST_STEP, 0)), 0), "iterations": trial["iterations"],
                      "train_error": metrics.get("train_error"), "test_error": metrics.get("test_error"),
                      "images_per_sec": metrics.get("images_per_sec"),
+                     "error": last_line(tags.get(ERROR)) if trial_state in ("failed", "diverged") else None,
                      "run_id": run.info.run_id if run else None})
     summary = {"name": record.name, "state": sweep_state, "experiment": record.experiment,
                "tracking_uri": redact_uri(record.tracking_uri), "parent_run_id": record.parent_run_id,
@@ -79,14 +86,14 @@ def run(args: argparse.Namespace) -> int:
                 table.add_row(r["name"], r["state"], str(r["trials"]), r["created"], r["sweep_file"])
             console.print(table)
         if submitted:
-            console.print(_submitted_table(submitted))
+            _print_submitted(console, submitted)
         return 0
     submitted = [r for r in submitted_rows() if r["name"] == args.name]
     if submitted and not _has_local_record(args.name):  # its driver runs on the cluster's head
         if args.json:
             print(json.dumps(submitted, indent=2))
             return 0
-        console.print(_submitted_table(submitted))
+        _print_submitted(console, submitted)
         latest = submitted[-1]
         console.print(f"follow:  ray job logs --address {latest['address']} --follow {latest['job_id']}",
                       highlight=False)
@@ -103,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
         counts[r["state"]] = counts.get(r["state"], 0) + 1
     console.print(render(rows, f"Sweep {summary['name']} ({summary['state']}): "
                                + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))))
+    for r in rows:
+        if r["error"]:
+            console.print(f"{r['state']}: {r['name']}: {r['error']}", highlight=False, soft_wrap=True)
     if summary["state"] == "interrupted":
         console.print(f"continue it:  resnet-sweep resume {summary['name']}", highlight=False)
     console.print(f"compare the runs:  {ui_command(summary['tracking_uri'])}", highlight=False, soft_wrap=True)
@@ -129,3 +139,10 @@ def _submitted_table(rows: list[dict[str, Any]]) -> Any:
     for r in rows:
         table.add_row(r["name"], r["state"], r["job_id"], r["address"], r["created"])
     return table
+
+
+def _print_submitted(console: Any, rows: list[dict[str, Any]]) -> None:
+    console.print(_submitted_table(rows))
+    for r in rows:
+        if r.get("error"):  # the FAILED job's last log line: e.g. the data missing on the cluster
+            console.print(f"{r['job_id']}: {r['error']}", highlight=False, soft_wrap=True)
