@@ -1,7 +1,7 @@
 """Safe YAML loading that remembers where each key sits, so errors can name the file and the line.
 
-`yaml.safe_load` gives plain data without positions; composing the same text once more gives the node tree with
-marks. Keys inside `grid:` and `when:`/`set:` are dotted paths themselves (`model.depth`), so lookup matches the
+One parse (resnet_core/yaml12.py: YAML 1.2's booleans and numbers) gives the node tree with marks and the plain
+data constructed from it. Keys inside `grid:` and `when:`/`set:` are dotted paths themselves (`model.depth`), so lookup matches the
 longest written key that prefixes the remaining path.
 """
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from resnet_core import yaml12
 from resnet_core.specio import SpecError
 
 _INDEX = re.compile(r"^(.*?)\[(\d+)\]$")
@@ -23,8 +24,7 @@ class YamlSource:
     def __init__(self, text: str, name: str):
         self.name = name
         try:
-            self.data: Any = yaml.safe_load(text)
-            self._root = yaml.compose(text, Loader=yaml.SafeLoader)
+            self._root, self.data = yaml12.compose_and_load(text)
         except yaml.MarkedYAMLError as err:
             mark = err.problem_mark or err.context_mark
             line = f":{mark.line + 1}" if mark else ""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import types
 import typing
 from typing import Any, Literal, Mapping, TypeVar, Union
@@ -16,10 +15,6 @@ from typing import Any, Literal, Mapping, TypeVar, Union
 from resnet_core.errors import Picklable
 
 T = TypeVar("T")
-
-# YAML 1.1 (PyYAML) reads 1e-4 (no dot) as a string; YAML 1.2 and people read a number.
-_EXPONENT_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
-
 
 class SpecError(Picklable, ValueError):
     """Bad input: names the key path, the value and what was expected. The CLI turns it into exit code 2."""
@@ -92,17 +87,16 @@ def parse_set_item(item: str, example: str) -> tuple[str, Any]:
     """`KEY=VALUE` from the command line's `--set`: the key path and VALUE read as YAML; SpecError otherwise."""
     import yaml
 
+    from resnet_core import yaml12
+
     key, sep, text = item.partition("=")
     key = key.strip()
     if not sep or not key:
         raise SpecError(item, item, f"KEY=VALUE (e.g. {example})", "--set")
     try:
-        value = yaml.safe_load(text)
+        return key, yaml12.load(text)  # the reading of a sweep file's values: 1e-4 a number, on the word
     except yaml.YAMLError:
         raise SpecError(key, text, "a YAML value (number, true/false, string, [list], {map})", "--set") from None
-    if isinstance(value, str) and _EXPONENT_FLOAT.match(value.strip()):
-        value = float(value)
-    return key, value
 
 
 def check_key_path(cls: type, key_path: str) -> None:

@@ -72,6 +72,7 @@ def test_set_items_read_yaml_values_and_exponents():
     from resnet_core.specio import parse_set_item
 
     assert parse_set_item("optim.weight_decay=1e-4", "x=1") == ("optim.weight_decay", 1e-4)
+    assert parse_set_item("runtime.compile=on", "x=1") == ("runtime.compile", "on")
     assert parse_set_item("seeds=[0, 1]", "x=1") == ("seeds", [0, 1])
     assert parse_set_item("model.residual=false", "x=1") == ("model.residual", False)
     with pytest.raises(SpecError, match="KEY=VALUE"):

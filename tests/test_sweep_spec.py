@@ -8,6 +8,7 @@ import yaml
 
 from orchestrator.cli import main
 from orchestrator.sweep import apply_sets, expand, load_sweep, sweep_from_dict
+from resnet_core import yaml12
 from resnet_core.specio import SpecError
 
 SWEEPS = sorted((Path(__file__).resolve().parents[1] / "sweeps").glob("*.yaml"))
@@ -187,3 +188,28 @@ def test_error_names_the_line(tmp_path):
     with pytest.raises(SpecError) as info:
         load_sweep(path)
     assert f"{path}:3" in str(info.value) and "21" in str(info.value)
+
+
+def test_values_as_people_write_them_in_files_and_set_alike(tmp_path):
+    """YAML 1.2's reading, one parser for sweep files and --set: 1e-4 is a number, on/off/yes/no are words."""
+    path = write(tmp_path, """
+        name: values
+        base:
+          model: {family: cifar, depth: 20}
+          optim: {lr: 1e-1, weight_decay: 1e-4, iterations: 012, milestones: [6]}
+          runtime: {compile: on}
+        grid:
+          optim.momentum: [9e-1, 0.5]
+        """)
+    sweep = load_sweep(path)
+    trial = expand(sweep)[0].spec
+    assert trial.optim.weight_decay == 1e-4 and trial.optim.lr == 0.1 and trial.optim.momentum == 0.9
+    assert trial.optim.iterations == 12  # decimal, not YAML 1.1's octal
+    assert trial.runtime.compile == "on"
+    from_set = expand(load_sweep(path, ["optim.weight_decay=5e-4", "runtime.compile=off"]))[0].spec
+    assert from_set.optim.weight_decay == 5e-4 and from_set.runtime.compile == "off"
+    # what is kept for `resume` and reports reads back the same
+    again = sweep_from_dict(yaml12.load(yaml.safe_dump(sweep.to_dict())))
+    assert again == sweep
+    with pytest.raises(SpecError, match=r"base.model.residual: got 'yes', expected true or false"):
+        load_sweep(write(tmp_path, "name: v\nbase: {model: {residual: yes}}\n", "yes.yaml"))

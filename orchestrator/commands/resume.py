@@ -35,9 +35,9 @@ def run(args: argparse.Namespace) -> int:
         sent = send_unsent(args.name)
         if record.effective_state() == "finished":
             return 0 if sent else 1
-    import yaml
+    from resnet_core import yaml12
 
-    sweep = sweep_from_dict(yaml.safe_load(record.sweep_copy.read_text()))
+    sweep = sweep_from_dict(yaml12.load(record.sweep_copy.read_text()))
     address = args.address or record.address
     on_cluster = bool(address or os.environ.get("RAY_ADDRESS"))
     if on_cluster:  # the data must be where the trials run: look there, before anything is reopened

@@ -139,9 +139,9 @@ def _sweep_file(client: Any, parent_run_id: str) -> dict[str, Any] | None:
     text = _artifact_text(client, parent_run_id, "sweep.yaml")
     if text is None:
         return None
-    import yaml
+    from resnet_core import yaml12
 
-    data = yaml.safe_load(text)
+    data = yaml12.load(text)
     return data if isinstance(data, dict) else None
 
 
