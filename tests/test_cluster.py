@@ -15,7 +15,8 @@ pytestmark = [
 
 def submit(cluster, storage, *extra):
     return cluster.run(RESNET_SWEEP, "submit", "sweeps/smoke.yaml", "--address", cluster.jobs_address,
-                       "--tracking-uri", cluster.tracking_uri, "--storage", str(storage), "--follow", *extra,
+                       "--tracking-uri", cluster.tracking_uri, "--storage", str(storage), "--follow",
+                       "--set", "optim.iterations=24", "--set", "optim.milestones=[16,20]", *extra,
                        timeout=400, check=False)
 
 
