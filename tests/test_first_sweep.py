@@ -170,3 +170,20 @@ def test_failed_trial_is_not_retried_and_ctrl_c_then_resume_finishes(tmp_path):
 
     shown = resnet_sweep("status", "first", cwd=tmp_path, env=env)
     assert f"failed: {failed['name']}: SpecError: data.val_split: got 100" in shown.stdout
+
+
+def test_status_progress_and_eta_from_trial_rows():
+    from datetime import datetime, timedelta, timezone
+
+    from orchestrator.commands.status import sweep_progress
+
+    created = datetime(2026, 11, 30, 8, 0, tzinfo=timezone.utc)
+    rows = [{"state": "finished", "iteration": 100, "iterations": 100},
+            {"state": "failed", "iteration": 0, "iterations": 100},  # will train no further: counts whole
+            {"state": "running", "iteration": 50, "iterations": 100},
+            {"state": "pending", "iteration": 0, "iterations": 100}]
+    later = created + timedelta(seconds=250)
+    progress = sweep_progress(rows, created.isoformat(), "running", now=later)
+    assert progress["iterations_done"] == 250 and progress["iterations_total"] == 400
+    assert progress["eta_s"] == pytest.approx(150)  # 150 iterations left at 1 per second
+    assert sweep_progress(rows, created.isoformat(), "interrupted", now=later)["eta_s"] is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import datetime, timezone
 from typing import Any
 
 from orchestrator.tracking import redact_uri
@@ -59,8 +60,35 @@ def trial_rows(name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                      "run_id": run.info.run_id if run else None})
     summary = {"name": record.name, "state": sweep_state, "experiment": record.experiment,
                "tracking_uri": redact_uri(record.tracking_uri), "parent_run_id": record.parent_run_id,
-               "experiment_path": record.experiment_path, "created": record.created}
+               "experiment_path": record.experiment_path, "created": record.created,
+               **sweep_progress(rows, record.created, sweep_state)}
     return summary, rows
+
+
+DONE = ("finished", "diverged", "failed", "stopped")  # trials that will train no further
+
+
+def sweep_progress(rows: list[dict[str, Any]], created: str, sweep_state: str,
+                   now: datetime | None = None) -> dict[str, Any]:
+    """Iterations trained of the sweep's total (a finished, diverged, failed or stopped trial counts whole), and
+    for a running sweep the seconds left at the pace since launch (None until something was trained)."""
+    total = sum(r["iterations"] for r in rows)
+    done = sum(r["iterations"] if r["state"] in DONE else min(r["iteration"], r["iterations"]) for r in rows)
+    eta = None
+    if sweep_state == "running" and 0 < done < total:
+        elapsed = ((now or datetime.now(timezone.utc)) - datetime.fromisoformat(created)).total_seconds()
+        eta = elapsed * (total - done) / done
+    return {"iterations_done": done, "iterations_total": total, "eta_s": eta}
+
+
+def _progress_line(summary: dict[str, Any]) -> str:
+    done, total = summary["iterations_done"], summary["iterations_total"]
+    line = f"progress: {done:,} of {total:,} iterations ({100 * done / max(total, 1):.1f}%)"
+    if summary["eta_s"] is not None:
+        minutes = summary["eta_s"] / 60
+        left = f"{minutes:.0f} min" if minutes >= 1 else f"{summary['eta_s']:.0f} s"
+        line += f", about {left} left at the pace since launch"
+    return line
 
 
 def run(args: argparse.Namespace) -> int:
@@ -110,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         counts[r["state"]] = counts.get(r["state"], 0) + 1
     console.print(render(rows, f"Sweep {summary['name']} ({summary['state']}): "
                                + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))))
+    console.print(_progress_line(summary), highlight=False)
     for r in rows:
         if r["error"]:
             console.print(f"{r['state']}: {r['name']}: {r['error']}", highlight=False, soft_wrap=True)
