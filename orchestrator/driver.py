@@ -79,9 +79,10 @@ def _rows(record: state.SweepRecord, results: Any) -> list[dict[str, Any]]:
         if result.error:
             row["error"] = f"{type(result.error).__name__}: {result.error}"
         by_id[row["id"]] = row
-    return [by_id.get(t["id"]) or {"name": t["name"], "id": t["id"], "state": "pending", "iteration": 0,
-                                    "iterations": t["iterations"], "train_error": None, "test_error": None,
-                                    "images_per_sec": None, "error": None} for t in record.trials]
+    known = [by_id.pop(t["id"], None) or {"name": t["name"], "id": t["id"], "state": "pending", "iteration": 0,
+                                          "iterations": t["iterations"], "train_error": None, "test_error": None,
+                                          "images_per_sec": None, "error": None} for t in record.trials]
+    return known + list(by_id.values())  # a searched sweep's trials exist only once its sampler made them
 
 
 def _summary(console: Any, record: state.SweepRecord, rows: list[dict], counts: dict[str, int], elapsed: float,

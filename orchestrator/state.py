@@ -46,6 +46,8 @@ class SweepRecord:
     driver_pid: int | None = None
     driver_host: str = field(default_factory=socket.gethostname)
     address: str | None = None  # Ray cluster address, None for a local Ray
+    samples: int | None = None  # a searched sweep's trials, made by its sampler as it runs (`trials` is empty)
+    iterations_per_sample: int = 0  # the base trial's, for `status` before the sampler made a trial
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     updated: str = ""
 

@@ -84,18 +84,41 @@ class SchedulerSpec:
 
 
 @dataclass(frozen=True)
-class SearchSpec:
-    """grid: every combination; random: `num_samples` distinct combinations drawn with `seed`."""
+class Dimension:
+    """One key path of a searched space: `{loguniform: [low, high]}`, `{uniform: [low, high]}`, `{int: [low,
+    high]}` (both ends included) or `{choice: [v1, v2, ...]}`."""
 
-    kind: Literal["grid", "random"] = "grid"
-    num_samples: int | None = None  # random only
+    key: str
+    kind: Literal["loguniform", "uniform", "int", "choice"]
+    values: tuple[Any, ...]  # (low, high), or the choices
+
+    def to_dict(self) -> dict[str, list[Any]]:
+        return {self.kind: _thaw(self.values)}
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """grid: every combination; random: `num_samples` distinct combinations drawn with `seed`; optuna: Optuna's
+    TPE sampler (through Ray Tune's search API) picks `num_samples` trials from `space`, learning from `metric`."""
+
+    kind: Literal["grid", "random", "optuna"] = "grid"
+    num_samples: int | None = None  # random and optuna
     seed: int = 0
+    metric: str = "test_error"  # optuna: a per-epoch metric; errors are fractions (use val_error to keep test clean)
+    mode: Literal["min", "max"] = "min"
+    space: tuple[Dimension, ...] = ()  # optuna only; parsed by sweep_from_dict (`search.space`)
 
     def __post_init__(self) -> None:
-        if self.kind == "random" and (self.num_samples is None or self.num_samples < 1):
-            raise SpecError("num_samples", self.num_samples, "a whole number >= 1 for random search")
+        if self.kind in ("random", "optuna") and (self.num_samples is None or self.num_samples < 1):
+            raise SpecError("num_samples", self.num_samples, f"a whole number >= 1 for {self.kind} search")
         if self.kind == "grid" and self.num_samples is not None:
             raise SpecError("num_samples", self.num_samples, "no num_samples with grid search (kind: random)")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "num_samples": self.num_samples, "seed": self.seed}
+        if self.kind == "optuna":
+            out.update(metric=self.metric, mode=self.mode, space={d.key: d.to_dict() for d in self.space})
+        return out
 
 
 @dataclass(frozen=True)
@@ -139,7 +162,7 @@ class SweepSpec:
             "seeds": list(self.seeds),
             "resources": to_dict(self.resources),
             "scheduler": to_dict(self.scheduler),
-            "search": to_dict(self.search),
+            "search": self.search.to_dict(),
             "max_concurrent": self.max_concurrent,
             "max_failures": self.max_failures,
             "report": list(self.report),
@@ -249,10 +272,26 @@ def sweep_from_dict(data: Mapping[str, Any], source: YamlSource | None = None) -
         value = data.get(key)
         if isinstance(value, str) and key != "resources":
             value = {"kind": value}  # `scheduler: asha` is short for `scheduler: {kind: asha}`
+        if key == "search" and isinstance(value, Mapping) and "space" in value:
+            value = {k: v for k, v in value.items() if k != "space"}  # key path -> distribution: parsed below
         try:
             parts[key] = from_dict(cls, value, key)
         except SpecError as err:
             raise err.in_file(where(err.key_path))
+    search_given = data.get("search") if isinstance(data.get("search"), Mapping) else {}
+    space = _space(search_given.get("space"), fail)
+    if parts["search"].kind == "optuna":
+        if not space:
+            raise fail("search.space", search_given.get("space"), "a mapping of trial key path -> {loguniform: "
+                       "[low, high]}, {uniform: [low, high]}, {int: [low, high]} or {choice: [values]}")
+        if grid:
+            raise fail("grid", dict(grid), "no grid with optuna search (put its values in search.space as "
+                       "{choice: [...]})")
+        if len(seeds) > 1:
+            raise fail("seeds", seeds, "one seed with optuna search (each sample is one trial)")
+        parts["search"] = dataclasses.replace(parts["search"], space=space)
+    elif space:
+        raise fail("search.space", search_given.get("space"), "no space unless search.kind is optuna")
     max_concurrent = data.get("max_concurrent")
     if max_concurrent is not None and (isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int)
                                        or max_concurrent < 1):
@@ -290,6 +329,37 @@ def _grid(grid: Any, fail: Any) -> tuple[tuple[str, tuple[Any, ...]], ...]:
         if not isinstance(values, list) or not values:
             raise fail(f"grid.{key}", values, "a non-empty list of values")
         out.append((str(key), tuple(_freeze(v) for v in values)))
+    return tuple(out)
+
+
+def _space(space: Any, fail: Any) -> tuple[Dimension, ...]:
+    if space is None:
+        return ()
+    if not isinstance(space, Mapping):
+        raise fail("search.space", space, "a mapping of trial key path -> distribution")
+    out = []
+    for key, given in space.items():
+        at = f"search.space.{key}"
+        _check_trial_key(str(key), at, fail)
+        if not isinstance(given, Mapping) or len(given) != 1:
+            raise fail(at, given, "one of {loguniform: [low, high]}, {uniform: [low, high]}, {int: [low, high]}, "
+                       "{choice: [values]}")
+        kind, values = next(iter(given.items()))
+        if kind == "choice":
+            if not isinstance(values, list) or not values:
+                raise fail(f"{at}.choice", values, "a non-empty list of values")
+        elif kind in ("loguniform", "uniform", "int"):
+            numbers = isinstance(values, list) and len(values) == 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+            if not numbers or not values[0] < values[1]:
+                raise fail(f"{at}.{kind}", values, "[low, high], two finite numbers with low < high")
+            if kind == "loguniform" and values[0] <= 0:
+                raise fail(f"{at}.{kind}", values, "[low, high] with low > 0 (a log scale)")
+            if kind == "int" and not all(isinstance(v, int) for v in values):
+                raise fail(f"{at}.{kind}", values, "[low, high], two whole numbers")
+        else:
+            raise fail(at, kind, "loguniform, uniform, int or choice")
+        out.append(Dimension(str(key), kind, tuple(_freeze(v) for v in values)))
     return tuple(out)
 
 
@@ -357,6 +427,9 @@ def expand(sweep: SweepSpec, source: YamlSource | None = None) -> list[Trial]:
         raise SpecError("grid", f"{count:,} combinations x {repeats} seeds",
                         f"at most {MAX_TRIALS:,} trials per sweep (split the sweep, or use search: "
                         "{kind: random, num_samples: N})", source.where("grid") if source else None)
+    if sweep.search.kind == "optuna":
+        probe_trials(sweep, source)  # every end of the space must build; the trials themselves come later
+        return []
     keys = [key for key, _ in sweep.grid]
     if sweep.search.kind == "random":
         total = math.prod(len(values) for _, values in sweep.grid)
@@ -393,6 +466,35 @@ def expand(sweep: SweepSpec, source: YamlSource | None = None) -> list[Trial]:
     return trials
 
 
+def probe_trials(sweep: SweepSpec, source: YamlSource | None = None) -> list[Trial]:
+    """A searched sweep's trials at the ends of its space (every dimension at its low end, then at its high end,
+    then each choice): all must build, and they bound what the samples cost (plan, the data check, ASHA's max_t)."""
+    corners = [{d.key: d.values[0] for d in sweep.search.space}, {d.key: d.values[-1] for d in sweep.search.space}]
+    for d in sweep.search.space:
+        corners += [{**corners[0], d.key: v} for v in d.values[1:-1]]
+    return [sample_trial(sweep, values, number, source) for number, values in enumerate(corners)]
+
+
+def sample_trial(sweep: SweepSpec, values: Mapping[str, Any], number: int,
+                 source: YamlSource | None = None) -> Trial:
+    """Trial `number` of a searched sweep: base + the sampled key paths + matching overrides, the sweep's seed.
+    Its id is the spec's hash plus the number (a sampler may suggest the same values twice); its name shows the
+    sampled values (3 significant digits) and ends with the sample's number (`...-s3`)."""
+    chosen = {key: _rounded(value) for key, value in values.items()}
+    data, origin, seeds = _combine(sweep, chosen, source, given_by="search.space")
+    spec = _try_build({**data, "seed": seeds[0]}, origin, source)
+    name = spec.model.name + (f"-{spec.model.shortcut}" if spec.model.family == "cifar" else "")
+    for key, value in chosen.items():
+        name += f"-{_short_key(key, list(chosen))}{_short_value(value)}"
+    name = re.sub(r"[^A-Za-z0-9_.+-]+", "_", f"{name}-seed{spec.seed}-s{number}")
+    return Trial(f"{trial_id_of(spec)}-{number}", name, spec, tuple({**chosen, "seed": spec.seed}.items()))
+
+
+def _rounded(value: Any) -> Any:
+    """Sampled floats to 3 significant digits: a person reads (and could type) every value the sweep ran."""
+    return float(f"{value:.3g}") if isinstance(value, float) else value
+
+
 def _combo_at(grid: tuple[tuple[str, tuple[Any, ...]], ...], index: int) -> tuple[Any, ...]:
     """The `index`-th element of itertools.product over the grid's values (last key varies fastest)."""
     combo = []
@@ -402,15 +504,15 @@ def _combo_at(grid: tuple[tuple[str, tuple[Any, ...]], ...], index: int) -> tupl
     return tuple(reversed(combo))
 
 
-def _combine(sweep: SweepSpec, chosen: dict[str, Any],
-             source: YamlSource | None) -> tuple[dict[str, Any], dict[str, str], tuple[int, ...]]:
+def _combine(sweep: SweepSpec, chosen: Mapping[str, Any], source: YamlSource | None,
+             given_by: str = "grid") -> tuple[dict[str, Any], dict[str, str], tuple[int, ...]]:
     """base + grid values + matching overrides, as a trial dict without its seed, where each value came
     from (for error messages), and the seeds to repeat it with (an override may set `seeds`)."""
     data: dict[str, Any] = json.loads(json.dumps(sweep.base_given))
     origin: dict[str, str] = {}
     for key, value in chosen.items():
         data = _set(data, key, value)
-        origin[key] = f"grid.{key}"
+        origin[key] = f"{given_by}.{key}"
     spec = _try_build(data, origin, source)
     resolved = flatten(spec.to_dict())
     seeds = sweep.seeds
@@ -469,7 +571,7 @@ def _shown(data: dict[str, Any], origin: dict[str, str]) -> list[tuple[str, Any]
 def origin_of(sweep: SweepSpec, trial: Trial, key_path: str) -> str:
     """Which key of the sweep file set `key_path` in `trial`: `grid.K`, `overrides[i].set.K` or `base.K`."""
     chosen = {k: v for k, v in trial.varied if k != "seed"}
-    _, origin, _ = _combine(sweep, chosen, None)
+    _, origin, _ = _combine(sweep, chosen, None, "search.space" if sweep.search.kind == "optuna" else "grid")
     return _origin_of(key_path, origin)
 
 

@@ -273,19 +273,29 @@ def build_tuner(sweep: SweepSpec, trials: list[Trial], resources: TrialResources
     s = sweep.scheduler
     state_dir = shared_state_dir(storage_path, experiment_dir)
     scheduler: Any = FIFOScheduler()
+    searched = sweep.search.kind == "optuna"
     if s.kind == "asha":
-        epochs = max(trial_epochs(t) for t in trials)  # Tune's training_iteration counts reports: epochs
+        from orchestrator.sweep import probe_trials
+
+        # Tune's training_iteration counts reports, i.e. epochs; a searched sweep's longest is at its space's ends
+        epochs = max(trial_epochs(t) for t in (probe_trials(sweep) if searched else trials))
         scheduler = ASHAScheduler(time_attr="training_iteration", metric=s.metric, mode=s.mode,
                                   max_t=s.max_t or epochs, grace_period=s.grace_period,
                                   reduction_factor=s.reduction_factor)
+    search: dict[str, Any] = {}
+    space: dict[str, Any] = {"trial": tune.grid_search([t.to_dict() for t in trials]), "state_dir": state_dir}
+    if searched:  # the searcher hands out whole trials (orchestrator/search.py)
+        from orchestrator.search import SweepSearch
+
+        search = {"search_alg": SweepSearch(sweep, state_dir), "num_samples": sweep.search.num_samples}
+        space = {}
     tune_config = tune.TuneConfig(scheduler=scheduler, reuse_actors=True, trial_name_creator=trial_name,
                                   trial_dirname_creator=trial_dirname,
-                                  max_concurrent_trials=resources.max_concurrent or sweep.max_concurrent)
+                                  max_concurrent_trials=resources.max_concurrent or sweep.max_concurrent, **search)
     run_config = tune.RunConfig(
         name=experiment_dir, storage_path=storage_path, verbose=0, callbacks=[*callbacks, WatchInterrupt()],
         failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2))  # s3:// only; ResNet-1202: 0.2 GB each
-    space = {"trial": tune.grid_search([t.to_dict() for t in trials]), "state_dir": state_dir}
     experiment_path = f"{storage_path.rstrip('/')}/{experiment_dir}"
     return tune.Tuner(_wrapped(resources, experiment_path), param_space=space,
                       tune_config=tune_config, run_config=run_config)

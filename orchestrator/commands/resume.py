@@ -38,6 +38,10 @@ def run(args: argparse.Namespace) -> int:
     from resnet_core import yaml12
 
     sweep = sweep_from_dict(yaml12.load(record.sweep_copy.read_text()))
+    if sweep.search.kind == "optuna":
+        raise CliError(f"sweep {args.name!r} searches with optuna: `resume` cannot continue a search (the "
+                       f"sampler's study lives in the driver that stopped); its finished trials stay in MLflow, and "
+                       f"`resnet-sweep run {record.sweep_file}` starts a new search")
     address = args.address or record.address
     on_cluster = bool(address or os.environ.get("RAY_ADDRESS"))
     if on_cluster:  # the data must be where the trials run: look there, before anything is reopened

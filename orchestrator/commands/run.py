@@ -28,7 +28,7 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     sweep = sweep_from_args(args)  # validates every trial: bad input exits 2 before anything starts
-    from orchestrator.sweep import expand
+    from orchestrator.sweep import expand, probe_trials
 
     trials = expand(sweep)
     from pathlib import Path
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         # trials run, is refused with nothing begun.
         init_ray(args.address, args.num_cpus)
         check_shared_storage(storage)
-    check_sweep_data(sweep, trials, str(args.sweep), on_cluster)
+    check_sweep_data(sweep, trials or probe_trials(sweep), str(args.sweep), on_cluster)
     sweep_dict = sweep.to_dict()
     parent = Tracker(tracking_uri).start_sweep(sweep.experiment_name, sweep.name, sweep_dict, len(trials),
                                                tags=_code_tags())
@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         name=sweep.name, sweep_file=str(args.sweep), experiment=sweep.experiment_name, tracking_uri=tracking_uri,
         parent_run_id=parent, storage_path=storage, experiment_path=f"{storage.rstrip('/')}/{experiment_dir}",
         trials=[{"id": t.id, "name": t.name, "iterations": t.spec.optim.iterations} for t in trials],
-        address=args.address)
+        address=args.address, samples=sweep.search.num_samples if sweep.search.kind == "optuna" else None,
+        iterations_per_sample=sweep.base.optim.iterations)
     state.save(record, sweep_dict)
 
     def tuner_factory():

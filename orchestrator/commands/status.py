@@ -44,9 +44,18 @@ def trial_rows(name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
     record = state.load(name)
     sweep_state = record.effective_state()
-    runs = {run.data.tags.get(TRIAL_ID): run for run in Tracker(record.tracking_uri).trial_runs(record.parent_run_id)}
+    found = sorted(Tracker(record.tracking_uri).trial_runs(record.parent_run_id), key=lambda r: r.info.start_time)
+    runs = {run.data.tags.get(TRIAL_ID): run for run in found}
+    listed = {t["id"] for t in record.trials}
+    # A searched sweep's trials are made by its sampler as it goes: MLflow's runs, then the samples still to come.
+    sampled = [{"id": run.data.tags.get(TRIAL_ID), "name": run.info.run_name,
+                "iterations": int(run.data.params.get("optim.iterations", 0))}
+               for run in found if run.data.tags.get(TRIAL_ID) not in listed]
+    samples = record.samples or 0
+    to_come = [{"id": None, "name": f"sample {i} (not started)", "iterations": sampled[0]["iterations"] if sampled
+                else record.iterations_per_sample} for i in range(len(sampled), samples)]
     rows = []
-    for trial in record.trials:
+    for trial in [*record.trials, *sampled, *to_come]:
         run = runs.get(trial["id"])
         tags, metrics = (run.data.tags, run.data.metrics) if run else ({}, {})
         trial_state = tags.get(STATE, "pending")

@@ -99,13 +99,14 @@ class Group:
         """'' when every trial finished, else what the others are doing: '1 running (3200/64000 it), 1 diverged'.
         """
         parts = []
-        for state in ("pending", "running", "diverged", "failed"):
+        for state in ("pending", "running", "stopped", "diverged", "failed"):
             rows = [r for r in self.rows if r.state == state]
             if not rows:
                 continue
             text = f"{len(rows)} {state}"
-            if state == "running" and len(rows) == 1 and rows[0].iteration is not None and rows[0].iterations:
-                text += f" ({rows[0].iteration}/{rows[0].iterations} it)"
+            if state in ("running", "stopped") and len(rows) == 1 and rows[0].iteration is not None \
+                    and rows[0].iterations:
+                text += f" ({'at ' if state == 'stopped' else ''}{rows[0].iteration}/{rows[0].iterations} it)"
             parts.append(text)
         return ", ".join(parts)
 

@@ -23,7 +23,7 @@ REPORT_KEY = "report"  # the sweep's report list, when the parent run carries it
 # Top-5 error is not in the training contract; a trial that measures it logs this metric (ImageNet, Table 3).
 TOP5_METRIC = "test_top5_error"
 
-STATES = ("finished", "pending", "running", "diverged", "failed")  # the trial's state tag
+STATES = ("finished", "pending", "running", "stopped", "diverged", "failed")  # the trial's state tag
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Row:
     width: int
     seed: int
     dataset: str  # cifar10 | cifar100 | imagenet | synthetic
-    state: str  # finished | pending | running | diverged | failed
+    state: str  # finished | pending | running | stopped (by ASHA) | diverged | failed
     train_error: float | None = None  # final (or latest, for a running trial), fraction
     test_error: float | None = None
     top5_error: float | None = None
