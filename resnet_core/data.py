@@ -16,7 +16,7 @@ from typing import Any, Iterator, Protocol
 
 import torch
 
-from resnet_core.augment import Normalizer, crop_flip, draw_crop_flip, fit_normalizer
+from resnet_core.augment import CropFlip, Normalizer, crop_flip, draw_crop_flip, fit_normalizer
 from resnet_core.distributed import Shard
 from resnet_core.schedule import steps_per_epoch
 from resnet_core.spec import DataSpec
@@ -64,11 +64,18 @@ class TensorDataset:
 
 
 class TrainBatches(Protocol):
-    """One epoch of normalised, augmented training batches on the device, from step `start` on."""
+    """One epoch of training batches, from step `start` on, in two halves: `epoch` yields each step's batch as
+    a tuple of device tensors (for tensor data just the images' indices and augmentation draws), and `gather`
+    turns one into normalised, augmented (images, labels). `gather` is plain PyTorch with no host sync, so the
+    training step can include it in one CUDA graph (step.py). Every batch holds batch_size images (this rank's
+    share of them under data parallelism): an epoch is `steps` full batches."""
 
-    size: int  # images per epoch
+    size: int  # images per epoch (the whole training set; steps x batch_size of them are drawn)
+    steps: int  # full batches per epoch
 
-    def epoch(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+    def epoch(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, ...]]: ...
+
+    def gather(self, *batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 class EvalBatches(Protocol):
@@ -95,30 +102,45 @@ def epoch_seed(seed: int, epoch: int) -> int:
 class TensorTrainBatches:
     """Training batches gathered from a uint8 tensor on the device; per-epoch order and crop/flip draws come
     from a CPU generator seeded by (seed, epoch), so CPU and GPU runs see the same images in the same order.
-    Under data parallelism each rank yields its shard of every global batch (`size` stays the global count)."""
+    A batch is one int64 [4, B] tensor: image indices, crop top, crop left, flip (only indices without
+    augmentation). Under data parallelism each rank yields its shard of every global batch (`size` stays the
+    global count)."""
 
     def __init__(self, split: TensorSplit, normalizer: Normalizer, batch_size: int, seed: int, augment: bool,
                  memory_format: torch.memory_format = torch.contiguous_format, shard: Shard = Shard()):
         self.split, self.normalizer, self.batch_size, self.seed = split, normalizer, batch_size, seed
         self.augment, self.memory_format, self.shard = augment, memory_format, shard
         self.size = len(split)
+        self.steps = steps_per_epoch(self.size, batch_size)
         self.pad = split.images.shape[-1] // 8  # 4 pixels for 32x32 CIFAR (Sec. 4.2)
 
-    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def plan(self, epoch: int) -> torch.Tensor:
+        """This rank's batches of epoch `epoch`: int64 [steps, 4 (or 1), local batch] on the device."""
         generator = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
-        device = self.split.images.device
-        order = torch.randperm(self.size, generator=generator).to(device, non_blocking=True)
-        draws = draw_crop_flip(self.size, self.pad, generator).to(device) if self.augment else None
-        bs = self.batch_size
-        for step in range(start, steps_per_epoch(self.size, bs)):
-            index = self.shard.part(order[step * bs:(step + 1) * bs])
-            images = self.normalizer(self.split.images[index])
-            if draws is not None:
-                images = crop_flip(images, self.shard.part(draws[step * bs:(step + 1) * bs]), self.pad,
-                                   self.memory_format)
-            else:
-                images = images.contiguous(memory_format=self.memory_format)
-            yield images, self.split.labels[index]
+        used = self.steps * self.batch_size  # the order's last size mod batch_size images sit this epoch out
+        rows = [torch.randperm(self.size, generator=generator)[:used]]
+        if self.augment:
+            draws = draw_crop_flip(self.size, self.pad, generator)
+            rows += [draws.top[:used], draws.left[:used], draws.flip[:used].long()]
+        plan = torch.stack(rows).view(len(rows), self.steps, self.batch_size).transpose(0, 1)
+        start, stop = self.shard.bounds(self.batch_size)
+        return plan[:, :, start:stop].contiguous().to(self.split.images.device, non_blocking=True)
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, ...]]:
+        plan = self.plan(epoch)
+        for step in range(start, self.steps):
+            yield (plan[step],)
+
+    def gather(self, *batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        (selection,) = batch
+        index = selection[0]
+        images = self.normalizer(self.split.images[index])
+        if self.augment:
+            draws = CropFlip(selection[1], selection[2], selection[3].bool())
+            images = crop_flip(images, draws, self.pad, self.memory_format)
+        else:
+            images = images.contiguous(memory_format=self.memory_format)
+        return images, self.split.labels[index]
 
 
 class TensorEvalBatches:

@@ -16,6 +16,7 @@ import torch
 
 from resnet_core.data import DatasetError, EvalBatches, TrialData, epoch_seed
 from resnet_core.distributed import Shard
+from resnet_core.schedule import steps_per_epoch
 from resnet_core.spec import DataSpec
 from resnet_core.specio import SpecError
 
@@ -64,19 +65,23 @@ class LoaderTrainBatches:
         self.dataset, self.batch_size, self.seed, self.workers = dataset, batch_size, seed, workers
         self.device, self.memory_format, self.shard = device, memory_format, shard
         self.size = len(dataset)
+        self.steps = steps_per_epoch(self.size, batch_size)  # full batches; the order's last few sit it out
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         generator = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
         order = torch.randperm(self.size, generator=generator)
         bs = self.batch_size
         batches = [self.shard.part(order[s * bs:(s + 1) * bs]).tolist()
-                   for s in range(start, -(-self.size // bs))]
+                   for s in range(start, self.steps)]
         loader = torch.utils.data.DataLoader(
             self.dataset, batch_sampler=batches, num_workers=self.workers,
             pin_memory=self.device.type == "cuda", generator=generator, persistent_workers=False)
         for images, labels in loader:
             yield (images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format),
                    labels.to(self.device, non_blocking=True))
+
+    def gather(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return images, labels  # decoded and augmented by the DataLoader's workers already
 
 
 class LoaderEvalBatches:

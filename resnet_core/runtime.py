@@ -3,11 +3,14 @@
 `resolve_runtime` turns RuntimeSpec's "auto" choices into concrete ones once, so the training loop asks plain
 questions. On CUDA a small CIFAR trial is bound by kernel launches, not arithmetic, hence bf16 autocast,
 channels_last, a fused SGD kernel and CUDA graphs (torch.compile's reduce-overhead mode). On the CPU the default
-is plain eager fp32, but every one of those paths can be requested there too (and is tested there).
+is plain eager fp32, but every one of those paths can be requested there too (and is tested there). The
+whole-step CUDA graph (`runtime.cuda_graph: step`) captures what is left outside the compiled graphs (batch gather,
+augmentation, SGD, metric sums) as well: its captured function is plain PyTorch and runs uncaptured on the CPU.
 """
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 from typing import ContextManager
 
@@ -26,6 +29,8 @@ class Runtime:
     fused_optimizer: bool  # one fused SGD kernel; else the multi-tensor (foreach) implementation
     compile_backend: str = "inductor"  # torch.compile backend; tests use aot_eager (same tracing, no codegen)
     data_parallel: bool = False  # one of several DDP workers: no CUDA graphs (they would freeze the all-reduce)
+    cuda_graph: str = "compiled"  # RuntimeSpec.cuda_graph: compiled | step | off
+    compile_threads: int = 1  # inductor's compile workers: the trial's CPU share, not the host's cores
 
     @property
     def memory_format(self) -> torch.memory_format:
@@ -33,12 +38,30 @@ class Runtime:
 
     @property
     def cuda_graphs(self) -> bool:
-        return self.compile and self.device.type == "cuda" and not self.data_parallel
+        """torch.compile's reduce-overhead mode graphs the compiled forward and backward."""
+        return (self.cuda_graph == "compiled" and self.compile and self.device.type == "cuda"
+                and not self.data_parallel)
 
-    def autocast(self) -> ContextManager:
+    @property
+    def whole_step(self) -> bool:
+        """The step is written for capture as a whole (lr as a device tensor, no autocast cache), step.py."""
+        return self.cuda_graph == "step"
+
+    @property
+    def step_graph(self) -> bool:
+        """The whole training step is captured once with torch.cuda.graph and replayed (step.py)."""
+        return self.whole_step and self.device.type == "cuda" and not self.data_parallel
+
+    @property
+    def compile_mode(self) -> str | None:
+        return "reduce-overhead" if self.cuda_graphs and self.compile_backend == "inductor" else None
+
+    def autocast(self, cache: bool = True) -> ContextManager:
+        """bf16 autocast when chosen. `cache=False` inside a captured CUDA graph: autocast's cache of weight casts
+        would otherwise hold tensors made during capture and return stale ones at replay."""
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype, cache_enabled=cache)
 
     def synchronize(self) -> None:
         if self.device.type == "cuda":
@@ -55,7 +78,28 @@ def resolve_runtime(spec: RuntimeSpec, data_parallel: bool = False) -> Runtime:
     bf16 = spec.precision == "bf16" or (spec.precision == "auto" and on_cuda)
     compile_on = spec.compile == "on" or (spec.compile == "auto" and on_cuda)
     return Runtime(device, torch.bfloat16 if bf16 else None, spec.channels_last and on_cuda, compile_on,
-                   fused_sgd_supported(device), data_parallel=data_parallel)
+                   fused_sgd_supported(device),
+                   compile_backend=spec.compile_backend, data_parallel=data_parallel, cuda_graph=spec.cuda_graph,
+                   compile_threads=cpu_share())
+
+
+def cpu_share() -> int:
+    """CPU threads this process may use: torch's intra-op threads (Ray sets OMP_NUM_THREADS from a trial's `cpu`
+    resource, so packed trials each see their share), never more than the cores it is allowed to run on."""
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(torch.get_num_threads(), allowed))
+
+
+def prepare_compile(runtime: Runtime) -> None:
+    """Settings torch.compile reads when it compiles, set for this trial before its first compile.
+
+    Inductor sizes its pool of compile workers by the host's cores (up to 32): eight trials packed on a 16-core
+    GPU machine would start 8 x 16 compiler processes. Each trial gets its CPU share instead.
+    """
+    if runtime.compile and runtime.compile_backend == "inductor":
+        import torch._inductor.config as inductor_config
+
+        inductor_config.compile_threads = runtime.compile_threads
 
 
 def fused_sgd_supported(device: torch.device) -> bool:

@@ -188,7 +188,12 @@ class RuntimeSpec:
 
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when present
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
-    compile: Literal["auto", "off", "on"] = "auto"  # auto: CUDA graphs via torch.compile on CUDA, eager on CPU
+    compile: Literal["auto", "off", "on"] = "auto"  # auto: torch.compile on CUDA, eager on CPU
+    compile_backend: Literal["inductor", "aot_eager"] = "inductor"  # aot_eager: same tracing, no codegen (checks)
+    # CUDA graphs, on CUDA without data parallelism: `compiled` lets torch.compile's reduce-overhead mode graph the
+    # compiled forward and backward (when compiling); `step` captures the whole step (batch gather, augmentation,
+    # forward, backward, SGD, metric sums) as one graph replayed every iteration; `off` launches every kernel.
+    cuda_graph: Literal["compiled", "step", "off"] = "compiled"
     channels_last: bool = True  # on CUDA only; NCHW on CPU
     checkpoint_every: int = 0  # iterations between checkpoints; 0: every epoch
     eval_batch_size: int = 1000

@@ -2,11 +2,12 @@
 
 The recipe is the paper's (Sec. 4.2): SGD with momentum, weight decay, a step schedule in iterations, the optional
 ResNet-110 warm-up, evaluation on the test set (and the held-out validation set) after every epoch, and Figure 7's
-layer responses at the end. An epoch is ceil(N / batch) iterations, so every image is seen once per epoch; the last
-epoch stops mid-way when the iteration budget ends there.
+layer responses at the end. Every iteration is a full batch (the paper counts iterations of 128): an epoch is
+floor(N / batch) iterations over a fresh order, whose last N mod batch images sit that epoch out; the last epoch
+stops mid-way when the iteration budget ends there.
 
-Speed: the training set sits on the device; per-step values (loss, errors, a non-finite-loss marker) are summed
-on the device and read once per epoch, plus once every WARMUP_CHECK_EVERY iterations while warming up and every
+Speed: the training set sits on the device; one iteration is step.py's TrainStep (optionally one CUDA graph);
+per-step values (loss, errors, a non-finite-loss marker) are summed on the device and read once per epoch, plus once every WARMUP_CHECK_EVERY iterations while warming up and every
 DIVERGENCE_CHECK_EVERY iterations otherwise, so the host rarely waits for the GPU.
 """
 from __future__ import annotations
@@ -15,10 +16,9 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from resnet_core.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
@@ -29,9 +29,10 @@ from resnet_core.layout import net_layout
 from resnet_core.model import ResNet, build_model
 from resnet_core.responses import layer_response_std
 from resnet_core.runtime import Runtime, resolve_runtime
-from resnet_core.schedule import WARMUP_CHECK_EVERY, WarmupState, learning_rate, steps_per_epoch
+from resnet_core.schedule import WARMUP_CHECK_EVERY, WarmupState, learning_rate
 from resnet_core.spec import TransferSpec, TrialSpec
 from resnet_core.specio import SpecError, flatten
+from resnet_core.step import StepSums, TrainStep
 
 DIVERGENCE_CHECK_EVERY = 100  # iterations between host reads of the non-finite-loss marker (besides epoch ends)
 CHECKPOINT_FORMAT = 1
@@ -112,67 +113,58 @@ def _train(spec: TrialSpec, checkpoint_dir: str | Path | None,
         if progress.iteration >= optim.iterations and progress.last_metrics is not None:
             yield progress.last_metrics  # a finished trial: report, do not train further
             return
-    step = make_step(data_parallel(model, runtime) if shard.world > 1 else model, optimizer, runtime)
-    per_epoch = steps_per_epoch(data.train.size, optim.batch_size)
+    sums = StepSums.on(runtime.device)
+    step = TrainStep(data_parallel(model, runtime) if shard.world > 1 else model, optimizer, data.train, runtime,
+                     sums)
+    per_epoch = data.train.steps  # full batches: the paper's iterations of 128 (Sec. 4.2)
     total_epochs = math.ceil(optim.iterations / per_epoch)
-    device = runtime.device
+    batch = optim.batch_size // shard.world  # this rank's images per step
 
     while progress.iteration < optim.iterations:
         epoch = progress.iteration // per_epoch  # 0-based
         first = progress.iteration - epoch * per_epoch
         last = min(per_epoch, optim.iterations - epoch * per_epoch)  # the final epoch may be partial
         epoch_sums, warmup_window = shard.own(progress.epoch_sums), shard.own(progress.warmup_window)
-        loss_sum = torch.tensor(epoch_sums[0], dtype=torch.float64, device=device)  # loss x images
-        wrong_sum = torch.tensor(epoch_sums[1], dtype=torch.float64, device=device)
-        seen = int(epoch_sums[2])  # images (this rank's), known on the host
-        window_wrong = torch.tensor(warmup_window[0], dtype=torch.float64, device=device)
-        window_seen = int(warmup_window[1])
-        first_bad = torch.tensor(-1, dtype=torch.int64, device=device)  # first iteration with a non-finite loss
-        started, images_done, lr = time.perf_counter(), 0, optimizer.param_groups[0]["lr"]
+        sums.start(epoch_sums[0], epoch_sums[1], warmup_window[0], progress.iteration)
+        seen, window_seen = int(epoch_sums[2]), int(warmup_window[1])  # images (this rank's), on the host
+        started, images_done = time.perf_counter(), 0
         set_train_mode(model, frozen)
 
         def sync_sums() -> float:
             """Running sums of all ranks into `progress` (one host sync); returns images trained this epoch."""
-            *sums, done = shard.total([loss_sum, wrong_sum, seen, window_wrong, window_seen, images_done], device)
-            progress.epoch_sums, progress.warmup_window = sums[:3], sums[3:]
+            *totals, done = shard.total([sums.loss, sums.wrong, seen, sums.window_wrong, window_seen, images_done],
+                                        runtime.device)
+            progress.epoch_sums, progress.warmup_window = totals[:3], totals[3:]
             return done
 
-        for position, (images, labels) in enumerate(data.train.epoch(epoch, first), first):
+        for position, selection in enumerate(data.train.epoch(epoch, first), first):
             if position >= last:
                 break
-            iteration = progress.iteration
-            lr = learning_rate(optim, iteration, progress.warmup.active)
-            if lr != optimizer.param_groups[0]["lr"]:
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-            loss, wrong = step(images, labels)
-            # A handful of tiny device ops, no host sync: running sums and the first non-finite iteration.
-            loss_sum.add_(loss.double(), alpha=len(labels))
-            wrong_sum.add_(wrong)
-            first_bad = torch.where(torch.isfinite(loss) | (first_bad >= 0), first_bad, iteration)
-            seen += len(labels)
-            images_done += len(labels)
+            lr = learning_rate(optim, progress.iteration, progress.warmup.active)
+            step.set_lr(lr)
+            step(*selection)  # updates `sums` on the device, no host sync
+            seen += batch
+            images_done += batch
+            window_seen += batch
             progress.iteration += 1
             if progress.warmup.active:
-                window_wrong.add_(wrong)
-                window_seen += len(labels)
                 cap = optim.warmup.max_iterations if optim.warmup else None
                 if progress.iteration % WARMUP_CHECK_EVERY == 0 or progress.iteration == cap:
-                    check_finite(first_bad, shard)
-                    window_total, seen_total = shard.total([window_wrong, window_seen], device)
+                    check_finite(sums.first_bad, shard)
+                    window_total, seen_total = shard.total([sums.window_wrong, window_seen], runtime.device)
                     error = window_total / seen_total  # the same on every rank, so is the warm-up decision
                     progress.warmup = progress.warmup.after_check(optim, progress.iteration, error)
-                    window_wrong.zero_()
+                    sums.window_wrong.zero_()
                     window_seen = 0
             elif progress.iteration % DIVERGENCE_CHECK_EVERY == 0:
-                check_finite(first_bad, shard)
+                check_finite(sums.first_bad, shard)
             every = spec.runtime.checkpoint_every
             if checkpoint_dir is not None and every and progress.iteration % every == 0 and position + 1 < last:
-                check_finite(first_bad, shard)
+                check_finite(sums.first_bad, shard)
                 sync_sums()
                 if shard.leader:
                     save_checkpoint(checkpoint_dir, checkpoint_state(spec, model, optimizer, progress))
-        check_finite(first_bad, shard)
+        check_finite(sums.first_bad, shard)
         images_total = sync_sums()  # the epoch's one host sync
         train_seconds = time.perf_counter() - started
         loss_total, error_total, seen_total = progress.epoch_sums
@@ -195,37 +187,6 @@ def _train(spec: TrialSpec, checkpoint_dir: str | Path | None,
         if checkpoint_dir is not None and shard.leader:
             save_checkpoint(checkpoint_dir, checkpoint_state(spec, model, optimizer, progress))
         yield metrics
-
-
-def make_step(model: nn.Module, optimizer: torch.optim.Optimizer,
-              runtime: Runtime) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    """One SGD step -> (loss, number of wrong predictions), both 0-dim device tensors (no host sync).
-
-    With runtime.compile the forward pass and loss go through torch.compile (AOTAutograd compiles the backward
-    too); on CUDA in reduce-overhead mode, i.e. replayed as CUDA graphs. Its outputs live in graph-owned memory
-    that the next replay overwrites, so callers fold them into their sums before the next step (train does).
-    """
-
-    def forward(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with runtime.autocast():
-            logits = model(images)
-        loss = F.cross_entropy(logits.float(), labels)
-        return loss, (logits.argmax(1) != labels).sum()
-
-    if runtime.compile:
-        mode = "reduce-overhead" if runtime.cuda_graphs and runtime.compile_backend == "inductor" else None
-        forward = torch.compile(forward, backend=runtime.compile_backend, mode=mode, dynamic=False)
-
-    def step(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if runtime.cuda_graphs:
-            torch.compiler.cudagraph_mark_step_begin()
-        loss, wrong = forward(images, labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss.detach(), wrong.detach()
-
-    return step
 
 
 def check_finite(first_bad: torch.Tensor, shard: Shard = Shard()) -> None:
@@ -302,8 +263,11 @@ def apply_transfer(model: ResNet, transfer: TransferSpec) -> list[nn.Module]:
 
 def checkpoint_state(spec: TrialSpec, model: nn.Module, optimizer: torch.optim.Optimizer,
                      progress: Progress) -> dict[str, Any]:
+    optimizer_state = optimizer.state_dict()
+    for group in optimizer_state["param_groups"]:  # a float, whichever step wrote it (step.py: a device tensor)
+        group["lr"] = float(group["lr"])
     return {"format": CHECKPOINT_FORMAT, "spec": spec.to_dict(), "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "iteration": progress.iteration,
+            "optimizer": optimizer_state, "iteration": progress.iteration,
             "warmup": progress.warmup.to_dict(), "epoch_sums": progress.epoch_sums,
             "warmup_window": progress.warmup_window, "rng": rng_states(), "last_metrics": progress.last_metrics}
 

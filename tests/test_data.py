@@ -100,15 +100,22 @@ def test_synthetic_is_deterministic_and_shaped_by_spec():
     assert int(train.labels.max()) < 3
 
 
-def test_epoch_batches_depend_on_seed_and_epoch_only_and_resume_mid_epoch():
+def test_epoch_batches_are_full_depend_on_seed_and_epoch_only_and_resume_mid_epoch():
     split = TensorSplit(torch.randint(0, 256, (10, 3, 8, 8), dtype=torch.uint8), torch.arange(10))
     batches = TensorTrainBatches(split, fit_normalizer(split.images, "pixel_mean"), 4, seed=3, augment=True)
-    first = list(batches.epoch(0))
-    assert [len(y) for _, y in first] == [4, 4, 2]  # ceil(10 / 4) steps; nothing dropped
-    assert sorted(torch.cat([y for _, y in first]).tolist()) == list(range(10))
-    resumed = list(batches.epoch(0, start=2))
-    assert torch.equal(resumed[0][0], first[2][0]) and torch.equal(resumed[0][1], first[2][1])
-    assert not torch.equal(torch.cat([y for _, y in batches.epoch(1)]), torch.cat([y for _, y in first]))
+
+    def epoch(number: int, start: int = 0) -> list:
+        return [batches.gather(*batch) for batch in batches.epoch(number, start)]
+
+    first = epoch(0)
+    assert batches.steps == 2 and [len(y) for _, y in first] == [4, 4]  # floor(10 / 4): full batches only
+    used = [torch.cat([y for _, y in epoch(e)]).tolist() for e in range(6)]
+    assert all(len(set(u)) == 8 for u in used)  # no image twice in an epoch; 2 sit out, different ones
+    assert set().union(*map(set, used)) == set(range(10)) and len({tuple(sorted(u)) for u in used}) > 1
+    resumed = epoch(0, start=1)
+    assert torch.equal(resumed[0][0], first[1][0]) and torch.equal(resumed[0][1], first[1][1])
+    assert torch.equal(epoch(0)[0][0], first[0][0])  # a function of (seed, epoch) alone
+    assert not torch.equal(torch.cat([y for _, y in epoch(1)]), torch.cat([y for _, y in first]))
 
 
 def write_image_folders(root, classes=("cat", "dog"), train_per_class=4, val_per_class=1):
@@ -131,8 +138,9 @@ def test_image_folders_train_with_scale_augmentation_and_ten_crop_test(tmp_path)
     write_image_folders(tmp_path)
     data = folder_trial_data(DataSpec(dataset="imagenet", root=str(tmp_path), workers=0, val_split=2), 3, 20, 0,
                              torch.device("cpu"), torch.contiguous_format)
-    images, labels = next(iter(data.train.epoch(0)))
+    images, labels = data.train.gather(*next(iter(data.train.epoch(0))))
     assert images.shape == (3, 3, 224, 224) and data.num_classes == 2 and data.train.size == 6
+    assert data.train.steps == 2 and len(list(data.train.epoch(0, start=1))) == 1
     crops, _ = next(iter(data.evals["test"]))
     assert crops.shape == (2, 10, 3, 224, 224) and data.evals["val"].size == 2
     assert not torch.equal(crops[0, 0], crops[0, 4])  # corner and centre crops differ

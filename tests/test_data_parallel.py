@@ -33,11 +33,13 @@ def test_shards_of_a_batch_are_exactly_the_one_process_batch(augment):
     normalizer = fit_normalizer(images, "channel")
 
     def batches(shard: Shard) -> list:
-        return list(TensorTrainBatches(split, normalizer, 16, seed=3, augment=augment, shard=shard).epoch(1))
+        train = TensorTrainBatches(split, normalizer, 16, seed=3, augment=augment, shard=shard)
+        return [train.gather(*batch) for batch in train.epoch(1)]
 
     whole = batches(Shard())
     parts = [batches(Shard(rank, 3)) for rank in range(3)]
-    assert len(whole) == 4 and all(len(p) == 4 for p in parts)  # the same steps, last one partial (2 images)
+    assert len(whole) == 3 and all(len(p) == 3 for p in parts)  # the same steps, all full (2 images sit out)
+    assert [len(y) for _, y in parts[0]] == [5] * 3 and [len(y) for _, y in parts[2]] == [6] * 3
     for step, (x, y) in enumerate(whole):
         assert torch.equal(torch.cat([p[step][1] for p in parts]), y)
         assert torch.equal(torch.cat([p[step][0] for p in parts]), x)  # same crops and flips per image

@@ -3,6 +3,7 @@ import pytest
 
 from resnet_core.schedule import WarmupState, epochs_for, learning_rate, steps_per_epoch
 from resnet_core.spec import OptimSpec, WarmupSpec
+from resnet_core.specio import SpecError
 
 RESNET110 = OptimSpec(warmup=WarmupSpec(lr=0.01, until_train_error=0.80))
 
@@ -45,7 +46,12 @@ def test_warmup_cap_ends_it_even_at_high_error():
     assert not state.active and state.ended_at == 100
 
 
-def test_epochs_are_derived_from_iterations():
-    assert steps_per_epoch(50_000, 128) == 391  # the last batch of an epoch holds 80 images
-    assert epochs_for(64_000, 50_000, 128) == 164  # "about 164 epochs"
-    assert epochs_for(64_000, 45_000, 128) == 182
+def test_epochs_are_derived_from_iterations_of_full_batches():
+    assert steps_per_epoch(50_000, 128) == 390  # every iteration holds 128 images; 80 sit each epoch out
+    assert epochs_for(64_000, 50_000, 128) == 165  # "about 164 epochs": 164.1 epochs of 390 iterations
+    assert epochs_for(64_000, 45_000, 128) == 183  # 351 iterations an epoch on the 45k/5k split
+
+
+def test_a_batch_larger_than_the_training_set_is_bad_input():
+    with pytest.raises(SpecError, match="optim.batch_size.*at most the 100 training images"):
+        steps_per_epoch(100, 128)

@@ -7,10 +7,9 @@ import torch
 from resnet_core.checkpoint import load_checkpoint
 from resnet_core.model import build_model
 from resnet_core.responses import layer_response_std
-from resnet_core.runtime import Runtime
 from resnet_core.spec import ModelSpec, TrialSpec
 from resnet_core.specio import SpecError, set_path
-from resnet_core.train import DivergedError, make_step, train
+from resnet_core.train import DivergedError, train
 
 # ResNet-8 (n=1) on 8x8 synthetic images, 4 iterations per epoch: milliseconds per step on a CPU.
 TINY = {"model.depth": 8, "data.dataset": "synthetic", "data.image_size": 8, "data.synthetic_train": 64,
@@ -133,37 +132,6 @@ def test_transfer_from_another_architecture_is_bad_input(tmp_path):
     list(train(tiny(optim__iterations=4), checkpoint_dir=tmp_path))
     with pytest.raises(SpecError, match="transfer.checkpoint"):
         next(train(tiny(model__depth=14, transfer={"checkpoint": str(tmp_path)})))
-
-
-def test_gpu_style_step_runs_on_cpu_bf16_channels_last_fused():
-    torch.manual_seed(0)
-    model = build_model(ModelSpec(depth=8), 10).to(memory_format=torch.channels_last)
-    before = model.fc.weight.detach().clone()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, fused=True)
-    runtime = Runtime(torch.device("cpu"), torch.bfloat16, channels_last=True, compile=False, fused_optimizer=True)
-    step = make_step(model, optimizer, runtime)
-    x = torch.randn(8, 3, 8, 8).contiguous(memory_format=torch.channels_last)
-    loss, wrong = step(x, torch.randint(0, 10, (8,)))
-    assert loss.dtype == torch.float32 and torch.isfinite(loss) and 0 <= int(wrong) <= 8
-    assert not torch.equal(before, model.fc.weight)
-
-
-def test_compiled_step_matches_eager_on_cpu():
-    """The torch.compile path (dynamo + AOTAutograd; aot_eager skips inductor's minute of C++ codegen)."""
-    results = []
-    for compiled in (False, True):
-        torch.manual_seed(0)
-        model = build_model(ModelSpec(depth=8), 10)
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-        runtime = Runtime(torch.device("cpu"), None, channels_last=False, compile=compiled, fused_optimizer=False,
-                          compile_backend="aot_eager")
-        step = make_step(model, optimizer, runtime)
-        x, y = torch.randn(8, 3, 8, 8, generator=torch.Generator().manual_seed(1)), torch.arange(8)
-        losses = [float(step(x, y)[0]) for _ in range(3)]
-        results.append((losses, model.fc.weight.detach().clone()))
-    (eager, w_eager), (compiled, w_compiled) = results
-    assert compiled == pytest.approx(eager, rel=1e-5) and eager[2] < eager[0]
-    assert torch.allclose(w_eager, w_compiled, atol=1e-5)
 
 
 def test_bf16_trial_on_cpu_learns():
