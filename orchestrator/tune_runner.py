@@ -244,10 +244,10 @@ def trial_resources(sweep: SweepSpec) -> tuple[TrialResources, str | None]:
 
 def trial_epochs(trial: Trial) -> int:
     from orchestrator.plan import split_sizes
+    from resnet_core.schedule import epochs_for  # an epoch is floor(N / batch) full-batch iterations
 
     train_images, _ = split_sizes(trial.spec.data)
-    steps = -(-train_images // trial.spec.optim.batch_size)  # an epoch is ceil(N / batch) iterations
-    return -(-trial.spec.optim.iterations // steps)
+    return epochs_for(trial.spec.optim.iterations, train_images, trial.spec.optim.batch_size)
 
 
 def _wrapped(resources: TrialResources, experiment_path: str) -> Any:
