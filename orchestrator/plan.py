@@ -1,33 +1,122 @@
 """What a sweep will cost, before anything starts: per trial params, multiply-adds, iterations, epochs and an
-estimated GPU time. Pure: specs in, rows out (`resnet-sweep plan` formats them).
+estimated training time. Specs in, rows out (`resnet-sweep plan` formats them); the one measurement is a short
+calibration on this machine's CPU when the estimate is for the CPU.
 
-The time is an ESTIMATE, not a measurement: a reference training throughput for ResNet-20 on CIFAR (configurable)
-is scaled by each trial's multiply-adds per image, as if one trial had the GPU to itself. Packing small trials
-(`resources: {gpu: 0.25}`) shortens the sweep's wall time below the summed GPU time.
+The time is an ESTIMATE scaled from one reference figure, ResNet-20's training images/s, by each trial's
+multiply-adds per image. Where the figure comes from, in order: `plan --throughput N`; on a GPU, the latest
+`plan-reference:` line bench/gpu_check.py wrote into bench/RESULTS.md (a measurement on such a GPU), else an
+assumed H100 figure; on the CPU, a calibration here (a few real training steps of ResNet-20, about a second).
+The plan says which, and whether it was measured.
 """
 from __future__ import annotations
 
+import functools
 import math
+import os
+import re
 from dataclasses import asdict, dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from orchestrator.sweep import SweepSpec, Trial, expand
+from resnet_core.schedule import steps_per_epoch
 from resnet_core.spec import DataSpec, ModelSpec
 
-# Assumed, not measured here (no GPU on the development machine). Small nets leave a GPU underused, so the
-# multiply-add rate grows with model size; two reference points, interpolated in log(multiply-adds):
+# Assumed for GPUs until bench/gpu_check.py has measured one (no session has had a GPU yet). Small nets leave a GPU
+# underused, so the multiply-add rate grows with model size; two reference points, interpolated in
+# log(multiply-adds):
 # - ResNet-20 (CIFAR, 41M mult-adds): about 50k training images/s on one H100 with bf16 autocast and CUDA graphs
 #   (issue 4 quotes 10k for one eager process and 86k for eight packed ones; 50k sits between);
 # - ResNet-50 (ImageNet 224, 3.9G mult-adds): about 3,000 training images/s with bf16 (the order of published
 #   mixed-precision figures for one A100/H100), data loading not counted.
-# `plan --throughput N` rescales both by N / 50k: the ResNet-20 images/s measured on your GPU.
+# A measured or given ResNet-20 figure rescales both. A CPU has no launch-bound regime worth modelling: there the
+# multiply-add rate is taken as constant across sizes.
 REFERENCE_IMAGES_PER_SEC = 50_000.0
 _SMALL = (ModelSpec(family="cifar", depth=20), 10, REFERENCE_IMAGES_PER_SEC)
 _LARGE = (ModelSpec(family="imagenet", depth=50), 1000, 3_000.0)
-REFERENCE_SOURCE = ("assumed training throughput of {ips:,.0f} images/s for ResNet-20 (and {large:,.0f} for "
-                    "ResNet-50) on one H100 with bf16, scaled by multiply-adds per image; an estimate, "
-                    "not a measurement")
 EVAL_COST = 1 / 3  # a forward pass is about a third of forward + backward
+RESULTS_MD = Path(__file__).resolve().parents[1] / "bench" / "RESULTS.md"  # exists in a checkout
+_REFERENCE_LINE = re.compile(r"^plan-reference: resnet20 batch 128 (?P<ips>[0-9.]+) images/s on (?P<what>.+)$")
+CALIBRATION = {"batch": 32, "warmup_steps": 1, "steps": 3}  # about a second on one core
+
+Device = Literal["cpu", "gpu"]
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """ResNet-20's training images/s on the device the estimate is for, and where that figure comes from."""
+
+    device: Device
+    images_per_sec: float
+    source: str
+    measured: bool
+
+    @classmethod
+    def given(cls, device: Device, images_per_sec: float) -> "Throughput":
+        return cls(device, images_per_sec, f"{images_per_sec:,.0f} ResNet-20 images/s as given (--throughput)",
+                   False)
+
+    @classmethod
+    def assumed_gpu(cls) -> "Throughput":
+        return cls("gpu", REFERENCE_IMAGES_PER_SEC,
+                   f"assumed: {REFERENCE_IMAGES_PER_SEC:,.0f} ResNet-20 images/s (and {_LARGE[2]:,.0f} for "
+                   "ResNet-50) on one H100 with bf16, not measured; bench/gpu_check.py --record measures it", False)
+
+
+def measured_gpu(results: Path = RESULTS_MD) -> Throughput | None:
+    """The newest `plan-reference:` line in bench/RESULTS.md (written by bench/gpu_check.py --record)."""
+    try:
+        lines = results.read_text().splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        found = _REFERENCE_LINE.match(line.strip())
+        if found:
+            return Throughput("gpu", float(found["ips"]), f"measured: {float(found['ips']):,.0f} ResNet-20 "
+                              f"images/s on {found['what']} (bench/RESULTS.md)", True)
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def calibrate_cpu(threads: int) -> Throughput:
+    """A few real training steps of ResNet-20 on this CPU with `threads` threads (a trial's `cpu` share)."""
+    import torch
+
+    from resnet_core.runtime import resolve_runtime
+    from resnet_core.spec import RuntimeSpec
+    from resnet_core.throughput import measure_training
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        result = measure_training(ModelSpec(depth=20), resolve_runtime(RuntimeSpec(device="cpu")),
+                                  CALIBRATION["batch"], CALIBRATION["steps"], CALIBRATION["warmup_steps"])
+    finally:
+        torch.set_num_threads(before)
+    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    return Throughput("cpu", result.images_per_sec,
+                      f"measured here: {result.images_per_sec:,.0f} ResNet-20 images/s on this CPU with {threads} "
+                      f"thread{'s' if threads > 1 else ''} ({CALIBRATION['steps']} steps of "
+                      f"{CALIBRATION['batch']}{load}; a shared machine's load skews it)", True)
+
+
+def estimate_device(sweep: SweepSpec, gpu_here: bool) -> Device:
+    """Where `run` would train this sweep's trials from here: on the CPU when the sweep asks for none or this
+    machine has none (a local Ray then runs GPU trials on the CPU), else on the GPU. `--device gpu` plans for a
+    cluster's GPUs instead."""
+    return "gpu" if gpu_here and sweep.resources.worker_gpu != 0 else "cpu"
+
+
+def throughput_for(sweep: SweepSpec, device: Device | None = None) -> Throughput:
+    if device is None:
+        import torch
+
+        device = estimate_device(sweep, torch.cuda.is_available())
+    if device == "gpu":
+        return measured_gpu() or Throughput.assumed_gpu()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return calibrate_cpu(max(1, min(cores, math.floor(sweep.resources.cpu))))
+
 
 # Images per split of the real datasets (train, test); synthetic sets say their own sizes.
 DATASET_SIZES = {"cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000), "imagenet": (1_281_167, 50_000)}
@@ -45,8 +134,8 @@ class TrialPlan:
     iterations: int
     batch_size: int
     train_images: int
-    epochs: float  # derived: iterations x batch / training images
-    est_gpu_seconds: float
+    epochs: float  # derived: iterations / full batches per epoch (resnet_core.schedule)
+    est_seconds: float  # on the plan's device, the trial alone
     varied: dict[str, Any]
 
 
@@ -58,9 +147,12 @@ class SweepPlan:
     resources: dict[str, Any]
     scheduler: str
     search: str
-    est_gpu_seconds: float
+    device: Device  # what the estimate is for
+    est_seconds: float  # trials one after another
+    est_wall_seconds: float  # on the CPU: trials side by side on this machine's cores, `cpu` each
     throughput_images_per_sec: float
     throughput_source: str
+    throughput_measured: bool
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -88,37 +180,51 @@ def _cost(model: ModelSpec, num_classes: int, image_size: int | None) -> tuple[i
     return cost.params, cost.macs, cost.image_size
 
 
-def plan_trial(index: int, trial: Trial, images_per_sec: float) -> TrialPlan:
+def plan_trial(index: int, trial: Trial, throughput: Throughput) -> TrialPlan:
     spec = trial.spec
     size = spec.data.image_size if spec.data.dataset == "synthetic" else None
     params, macs, image_size = _cost(spec.model, spec.data.classes, size)
     train_images, test_images = split_sizes(spec.data)
     images = spec.optim.iterations * spec.optim.batch_size
-    epochs = images / train_images
-    evaluated = test_images * max(1, round(epochs)) * EVAL_COST  # one test pass per epoch
-    seconds = (images + evaluated) * macs / macs_per_sec(macs, images_per_sec)
+    epochs = spec.optim.iterations / steps_per_epoch(train_images, spec.optim.batch_size)
+    evaluated = test_images * math.ceil(epochs) * EVAL_COST  # one test pass per epoch
+    seconds = (images + evaluated) * macs / macs_per_sec(macs, throughput)
     return TrialPlan(index, trial.id, trial.name, spec.model.name, params, macs, image_size,
                      spec.optim.iterations, spec.optim.batch_size, train_images, round(epochs, 2), seconds,
                      {k: v for k, v in trial.varied})
 
 
-def macs_per_sec(macs: int, images_per_sec: float = REFERENCE_IMAGES_PER_SEC) -> float:
+def macs_per_sec(macs: int, throughput: Throughput) -> float:
     """Training multiply-adds per second (counted per image, forward only, as the paper counts) at this size."""
-    scale = images_per_sec / REFERENCE_IMAGES_PER_SEC
+    small_macs = _cost(*_SMALL[:2], None)[1]
+    if throughput.device == "cpu":
+        return throughput.images_per_sec * small_macs
+    scale = throughput.images_per_sec / REFERENCE_IMAGES_PER_SEC
     (small, small_rate), (large, large_rate) = ((_cost(m, c, None)[1], m_ips * scale * _cost(m, c, None)[1])
                                                 for m, c, m_ips in (_SMALL, _LARGE))
     x = min(max((math.log(macs) - math.log(small)) / (math.log(large) - math.log(small)), 0.0), 1.0)
     return math.exp(math.log(small_rate) + x * (math.log(large_rate) - math.log(small_rate)))
 
 
-def plan_sweep(sweep: SweepSpec, images_per_sec: float = REFERENCE_IMAGES_PER_SEC) -> SweepPlan:
-    trials = tuple(plan_trial(i, t, images_per_sec) for i, t in enumerate(expand(sweep)))
-    return SweepPlan(sweep.name, sweep.experiment_name, trials,
+def plan_sweep(sweep: SweepSpec, throughput: Throughput | None = None, device: Device | None = None) -> SweepPlan:
+    """Every trial's cost and estimated time. Without `throughput`, it is found for `device` (default: where
+    `run` would train here) after every trial has been checked, so bad input is refused before any calibration."""
+    trials = expand(sweep)
+    for trial in trials:  # raises SpecError (e.g. a batch larger than the training set) before measuring
+        steps_per_epoch(split_sizes(trial.spec.data)[0], trial.spec.optim.batch_size)
+    throughput = throughput or throughput_for(sweep, device)
+    planned = tuple(plan_trial(i, t, throughput) for i, t in enumerate(trials))
+    total = sum(t.est_seconds for t in planned)
+    wall = total
+    if throughput.device == "cpu":
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        side_by_side = max(1, min(len(planned), math.floor(cores / (sweep.resources.cpu * sweep.resources.workers))))
+        wall = total / side_by_side
+    return SweepPlan(sweep.name, sweep.experiment_name, planned,
                      {"cpu": sweep.resources.cpu, "gpu": sweep.resources.worker_gpu,
-                      "workers": sweep.resources.workers}, sweep.scheduler.kind,
-                     sweep.search.kind, sum(t.est_gpu_seconds for t in trials), images_per_sec,
-                     REFERENCE_SOURCE.format(ips=images_per_sec,
-                                             large=_LARGE[2] * images_per_sec / REFERENCE_IMAGES_PER_SEC))
+                      "workers": sweep.resources.workers}, sweep.scheduler.kind, sweep.search.kind,
+                     throughput.device, total, wall, throughput.images_per_sec, throughput.source,
+                     throughput.measured)
 
 
 def human_seconds(seconds: float) -> str:

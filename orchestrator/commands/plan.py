@@ -1,5 +1,5 @@
-"""`resnet-sweep plan SWEEP.yaml`: every trial, its params and multiply-adds, iterations and an estimated GPU
-time; starts nothing (no Ray, no MLflow, no data needed)."""
+"""`resnet-sweep plan SWEEP.yaml`: every trial, its params and multiply-adds, iterations and an estimated training
+time where `run` would train it (this CPU, or a GPU); starts nothing (no Ray, no MLflow, no data needed)."""
 from __future__ import annotations
 
 import argparse
@@ -12,30 +12,38 @@ from orchestrator.cli import CliError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_sweep_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    parser.add_argument("--device", choices=["cpu", "gpu"], default=None,
+                        help="estimate for this kind of device (default: where `run` would train here: the GPU "
+                             "when this machine has one and the sweep asks for it, else this CPU)")
     parser.add_argument("--throughput", type=float, default=None, metavar="IMAGES_PER_SEC",
-                        help="ResNet-20 training images/s on your GPU, to scale the time estimate "
-                             "(default: an assumed 50k images/s on an H100)")
+                        help="ResNet-20 training images/s on that device, to scale the estimate (default: measured "
+                             "in bench/RESULTS.md for a GPU, else an assumed 50k on an H100; on a CPU, a short "
+                             "calibration here)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from orchestrator.plan import REFERENCE_IMAGES_PER_SEC, human_seconds, plan_sweep
+    from orchestrator.plan import Throughput, human_seconds, plan_sweep
 
     if args.throughput is not None and args.throughput <= 0:
         raise CliError(f"--throughput: got {args.throughput}, expected a positive number of images/s")
     sweep = sweep_from_args(args)
-    plan = plan_sweep(sweep, args.throughput or REFERENCE_IMAGES_PER_SEC)
+    given = None
+    if args.throughput is not None:
+        given = Throughput.given(args.device or _device(sweep), args.throughput)
+    plan = plan_sweep(sweep, given, args.device)
     if args.json:
         print(json.dumps(plan.to_dict(), indent=2))
         return 0
     from rich.console import Console
     from rich.table import Table
 
+    where = plan.device.upper()
     table = Table(title=f"Sweep {plan.sweep}: {len(plan.trials)} trials (MLflow experiment {plan.experiment!r})")
-    for col in ("#", "trial", "id", "params", "mult-adds", "iterations", "batch", "epochs", "est. GPU time"):
+    for col in ("#", "trial", "id", "params", "mult-adds", "iterations", "batch", "epochs", f"est. {where} time"):
         table.add_column(col, justify="left" if col in ("trial", "id") else "right", no_wrap=True)
     for t in plan.trials:
         table.add_row(str(t.index), t.name, t.id, f"{t.params / 1e6:.2f}M", f"{t.macs / 1e6:,.0f}M",
-                      f"{t.iterations:,}", str(t.batch_size), f"{t.epochs:g}", human_seconds(t.est_gpu_seconds))
+                      f"{t.iterations:,}", str(t.batch_size), f"{t.epochs:g}", human_seconds(t.est_seconds))
     console = Console(width=max(Console().width, 110))
     console.print(table)
     gpu = "1 when the cluster has GPUs, else 0" if plan.resources["gpu"] is None else f"{plan.resources['gpu']:g}"
@@ -43,6 +51,19 @@ def run(args: argparse.Namespace) -> int:
     if plan.resources["workers"] > 1:
         each = f"{plan.resources['workers']} data-parallel workers of {each} each"
     console.print(f"resources per trial: {each}; scheduler {plan.scheduler}, search {plan.search}")
-    console.print(f"estimated GPU time, trials one after another: {human_seconds(plan.est_gpu_seconds)} "
-                  f"({plan.throughput_source}; packed trials finish sooner)")
+    if plan.device == "cpu":
+        console.print(f"estimated time on this CPU: {human_seconds(plan.est_wall_seconds)} with trials side by "
+                      f"side on its cores ({human_seconds(plan.est_seconds)} one after another); an estimate from "
+                      f"{plan.throughput_source}; `--device gpu` estimates GPU time")
+    else:
+        console.print(f"estimated GPU time, trials one after another: {human_seconds(plan.est_seconds)} "
+                      f"(an estimate from {plan.throughput_source}; packed trials finish sooner)")
     return 0
+
+
+def _device(sweep) -> str:
+    import torch
+
+    from orchestrator.plan import estimate_device
+
+    return estimate_device(sweep, torch.cuda.is_available())
