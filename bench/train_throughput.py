@@ -7,8 +7,10 @@ Ours is `resnet_core.train.train` itself on synthetic CIFAR-shaped data (data on
 augmentation; on CUDA bf16 autocast, channels_last, fused SGD, CUDA graphs); the conventional trainer
 (bench/conventional.py) sees the same images. The two run in alternating timed windows after an untimed one
 (compilation, CUDA-graph capture, worker start-up), and the best window of each is kept.
-Targets on one H100 (issue 3): ResNet-20 >= 5x the conventional trainer's images/s; ResNet-1202 at batch 128
+Targets on one H100 (issue 11): ResNet-20 >= 10x the conventional trainer's images/s; ResNet-1202 at batch 128
 within 40 GB. On a CPU both trainers run eager fp32, so a ratio near 1 is the expected outcome there.
+`--cuda-graph step` times the whole-step CUDA graph (runtime.cuda_graph); on a CPU that step runs uncaptured.
+bench/gpu_check.py is the one command that measures all GPU modes and packing within 7 minutes.
 """
 from __future__ import annotations
 
@@ -53,7 +55,8 @@ class Row:
         return self.ours.images_per_sec / self.conventional.images_per_sec
 
 
-def compare(depth: int, batch: int, steps: int, repeats: int, device: torch.device, workers: int | None) -> Row:
+def compare(depth: int, batch: int, steps: int, repeats: int, device: torch.device, workers: int | None,
+            cuda_graph: str = "compiled") -> Row:
     """Both trainers on the same images, timed in alternating windows of `steps` iterations; best window kept.
 
     Ours is `train()` on a synthetic set of batch x steps images, so one of its epochs is one window; its first
@@ -63,7 +66,7 @@ def compare(depth: int, batch: int, steps: int, repeats: int, device: torch.devi
     train_set, _, classes = synthetic(DataSpec(dataset="synthetic", synthetic_train=batch * steps,
                                                synthetic_test=1), 32)
     spec = TrialSpec.from_dict({
-        "model": {"depth": depth}, "runtime": {"device": device.type},
+        "model": {"depth": depth}, "runtime": {"device": device.type, "cuda_graph": cuda_graph},
         "data": {"dataset": "synthetic", "synthetic_train": batch * steps, "synthetic_test": batch},
         "optim": {"batch_size": batch, "iterations": (1 + repeats) * steps}})
     conventional = ConventionalTrainer(ModelSpec(depth=depth), train_set.images, train_set.labels, classes, batch,
@@ -142,10 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--workers", type=int, help="conventional DataLoader workers (default: min(8, cores) "
                         "with a GPU, cores/2 on a CPU)")
+    parser.add_argument("--cuda-graph", choices=["compiled", "step", "off"], default="compiled",
+                        help="ours: runtime.cuda_graph (default: compiled, the trial default)")
     parser.add_argument("--no-record", action="store_true", help=f"do not append to {RESULTS.name}")
     args = parser.parse_args(argv)
 
-    runtime = resolve_runtime(RuntimeSpec(device=args.device))
+    runtime = resolve_runtime(RuntimeSpec(device=args.device, cuda_graph=args.cuda_graph))
     on_gpu = runtime.device.type == "cuda"
     depths = args.depths or ([20, 56, 110, 1202] if on_gpu else [20, 56, 110])
     steps = args.steps or (200 if on_gpu else 10)
@@ -154,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = (f"ours: {'bf16 autocast' if runtime.autocast_dtype else 'fp32'}, "
                 f"{'channels_last' if runtime.channels_last else 'NCHW'}, "
                 f"{'fused' if runtime.fused_optimizer else 'foreach'} SGD, "
-                f"{'torch.compile reduce-overhead (CUDA graphs)' if runtime.cuda_graphs else 'eager'}; "
+                f"{'torch.compile reduce-overhead (CUDA graphs)' if runtime.cuda_graphs else 'eager'}"
+                f"{', whole step as one CUDA graph' if runtime.step_graph else ''}"
+                f"{', cuda_graph step uncaptured' if runtime.whole_step and not runtime.step_graph else ''}; "
                 f"conventional: fp32 NCHW, torchvision transforms in "
                 f"{args.workers if args.workers is not None else default_workers(runtime.device)} DataLoader "
                 "workers, foreach SGD, loss.item() per step")
@@ -163,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for depth in depths:
-        rows.append(compare(depth, args.batch, steps, repeats, runtime.device, args.workers))
+        rows.append(compare(depth, args.batch, steps, repeats, runtime.device, args.workers, args.cuda_graph))
         print(table(rows)[-1], flush=True)
 
     lines = table(rows)

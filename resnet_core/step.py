@@ -91,8 +91,8 @@ class TrainStep:
     `set_lr` between steps, and autocast caches nothing; on CUDA (runtime.step_graph) the first
     GRAPH_WARMUP_STEPS calls then run `body` on a side stream, the next one captures it into a CUDA graph, and
     every call from then on copies its batch into the graph's input and replays the graph. Elsewhere (the CPU,
-    data-parallel workers) `body` runs uncaptured, the same arithmetic. Outputs of the compiled reduce-overhead graphs live in memory the next replay
-    overwrites; `body` folds them into `sums` at once.
+    data-parallel workers) `body` runs uncaptured, the same arithmetic. Outputs of the compiled reduce-overhead
+    graphs live in memory the next replay overwrites; `body` folds them into `sums` at once.
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, batches: TrainBatches,

@@ -6,9 +6,10 @@ layer responses at the end. Every iteration is a full batch (the paper counts it
 floor(N / batch) iterations over a fresh order, whose last N mod batch images sit that epoch out; the last epoch
 stops mid-way when the iteration budget ends there.
 
-Speed: the training set sits on the device; one iteration is step.py's TrainStep (optionally one CUDA graph);
-per-step values (loss, errors, a non-finite-loss marker) are summed on the device and read once per epoch, plus once every WARMUP_CHECK_EVERY iterations while warming up and every
-DIVERGENCE_CHECK_EVERY iterations otherwise, so the host rarely waits for the GPU.
+Speed: the training set sits on the device; one iteration is step.py's TrainStep (optionally one CUDA graph),
+which sums per-step values (loss, errors, a non-finite-loss marker) on the device; they are read once per epoch,
+plus once every WARMUP_CHECK_EVERY iterations while warming up and every DIVERGENCE_CHECK_EVERY iterations
+otherwise, so the host rarely waits for the GPU.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
 """Shared test helpers."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,3 +25,14 @@ def cluster():
         pytest.skip("needs root and iproute2 for a private network namespace")
     with loopback_cluster(cpus_per_node=1, ray_env=FAST_NODE_DEATH) as started:
         yield started
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """The tests train tiny nets: on 2 shared cores a second intra-op thread makes such steps 5-50x slower
+    (measured under the other suites' load), never faster. Here and in the processes tests start (the CLI, Ray's
+    workers, which keep an OMP_NUM_THREADS they inherit, as a trial of `cpu: 1` would have anyway)."""
+    import torch
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)

@@ -16,15 +16,6 @@ CPU = torch.device("cpu")
 OPTIM = OptimSpec(milestones=(40,), iterations=60, warmup=WarmupSpec(max_iterations=20))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny steps on a shared 2-core machine: a second intra-op thread makes them 5-50x slower, not faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_batches(memory_format=torch.contiguous_format) -> TensorTrainBatches:
     train, _, _ = synthetic(DataSpec(dataset="synthetic", image_size=8, synthetic_train=64, synthetic_test=1), 8)
     return TensorTrainBatches(TensorSplit(train.images, train.labels), fit_normalizer(train.images, "pixel_mean"),

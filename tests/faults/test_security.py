@@ -110,7 +110,8 @@ def test_cli_refuses_a_checkpoint_with_code(how, tmp_path, capsys):
     marker = tmp_path / "pwned"
     directory = _malicious_checkpoint(tmp_path / "ckpt", marker)
     sets = ["--set", "model.depth=8", "--set", "data.dataset=synthetic", "--set", "data.synthetic_train=32",
-            "--set", "data.synthetic_test=16", "--set", "optim.iterations=2", "--set", "runtime.device=cpu"]
+            "--set", "data.synthetic_test=16", "--set", "optim.iterations=2", "--set", "optim.batch_size=16",
+            "--set", "runtime.device=cpu"]
     extra = ["--resume", str(directory)] if how == "resume" else ["--set", f"transfer.checkpoint={directory}"]
     rc = main(["train", *sets, *extra])
     err = capsys.readouterr().err
