@@ -28,6 +28,7 @@ import multiprocessing
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -355,6 +356,7 @@ class StageResult:
 
 
 def _stage_process(name: str, cfg: Config, path: str) -> None:
+    os.setpgid(0, 0)  # its own process group: a stage stopped at its limit takes its packed workers with it
     recorder = Recorder(Path(path))
     if cfg.tiny:
         torch.set_num_threads(1)  # tiny steps: more threads only contend on a shared CPU
@@ -377,10 +379,11 @@ def run_stage(name: str, limit: float, cfg: Config) -> StageResult:
     process.start()
     process.join(limit)
     if process.is_alive():
-        process.kill()
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         process.join()
-        for child in multiprocessing.active_children():  # packed workers left behind
-            child.kill()
     seconds = time.perf_counter() - started
     results = json.loads(path.read_text()) if path.exists() else {}
     error = results.pop("_error", None)
@@ -491,6 +494,9 @@ def main(argv: list[str] | None = None) -> int:
                       "stages": [asdict(s) for s in stages]}
             (out / "gpu_check.json").write_text(json.dumps(report, indent=1, default=str))
             (out / "gpu_check.md").write_text(markdown(stages, cfg, command, started_at))
+    control = shutil.which("nvidia-cuda-mps-control")
+    if control and not args.tiny and "packing_mps" in wanted:  # a stage stopped at its limit skips its finally
+        subprocess.run([control], input="quit\n", text=True, capture_output=True, timeout=20)
     if args.record:
         results = Path(__file__).with_name("RESULTS.md")
         with results.open("a") as f:
