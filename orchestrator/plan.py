@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from orchestrator.sweep import SweepSpec, Trial, expand
+from orchestrator.sweep import SweepSpec, Trial, expand, probe_trials
 from resnet_core.schedule import steps_per_epoch
 from resnet_core.spec import DataSpec, ModelSpec
 
@@ -209,12 +209,15 @@ def macs_per_sec(macs: int, throughput: Throughput) -> float:
 def plan_sweep(sweep: SweepSpec, throughput: Throughput | None = None, device: Device | None = None) -> SweepPlan:
     """Every trial's cost and estimated time. Without `throughput`, it is found for `device` (default: where
     `run` would train here) after every trial has been checked, so bad input is refused before any calibration."""
-    trials = expand(sweep)
+    searched = sweep.search.kind == "optuna"
+    trials = probe_trials(sweep) if searched else expand(sweep)  # a search's trials are known only as it runs
     for trial in trials:  # raises SpecError (e.g. a batch larger than the training set) before measuring
         steps_per_epoch(split_sizes(trial.spec.data)[0], trial.spec.optim.batch_size)
     throughput = throughput or throughput_for(sweep, device)
     planned = tuple(plan_trial(i, t, throughput) for i, t in enumerate(trials))
     total = sum(t.est_seconds for t in planned)
+    if searched:  # num_samples trials, each costing about what the space's ends cost on average (ASHA: less)
+        total *= sweep.search.num_samples / len(planned)
     wall = total
     if throughput.device == "cpu":
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

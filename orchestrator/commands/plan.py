@@ -38,7 +38,11 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     where = plan.device.upper()
-    table = Table(title=f"Sweep {plan.sweep}: {len(plan.trials)} trials (MLflow experiment {plan.experiment!r})")
+    count = f"{len(plan.trials)} trials"
+    if sweep.search.kind == "optuna":
+        count = (f"{sweep.search.num_samples} trials sampled by {sweep.search.kind} from "
+                 f"{', '.join(f'{d.key} ({d.kind} {d.values})' for d in sweep.search.space)}; below, the space's ends")
+    table = Table(title=f"Sweep {plan.sweep}: {count} (MLflow experiment {plan.experiment!r})")
     for col in ("#", "trial", "id", "params", "mult-adds", "iterations", "batch", "epochs", f"est. {where} time"):
         table.add_column(col, justify="left" if col in ("trial", "id") else "right", no_wrap=True)
     for t in plan.trials:
