@@ -38,8 +38,9 @@ def trial_dict(iterations: int, lr: float) -> dict:
             "runtime": {"device": "cpu", "eval_batch_size": 256}}
 
 
-def in_process(specs: list, workdir: Path) -> tuple[float, float]:
-    """(wall seconds for all trials, seconds from the start to the first epoch's metrics)."""
+def in_process(specs: list, workdir: Path) -> tuple[float, float, list[list[tuple[float, float]]]]:
+    """(wall seconds for all trials, seconds from the start to the first epoch's metrics, per trial the
+    (time the epoch's metrics arrived, its epoch_time) of every epoch)."""
     import torch
 
     from resnet_core.train import train
@@ -47,10 +48,27 @@ def in_process(specs: list, workdir: Path) -> tuple[float, float]:
     torch.set_num_threads(1)  # what a Ray trial with cpu: 1 gets (OMP_NUM_THREADS=1)
     start = time.monotonic()
     first = None
+    epochs: list[list[tuple[float, float]]] = []
     for i, spec in enumerate(specs):
-        for _ in train(spec, checkpoint_dir=workdir / f"ckpt{i}"):
+        epochs.append([])
+        for metrics in train(spec, checkpoint_dir=workdir / f"ckpt{i}"):
             first = first if first is not None else time.monotonic() - start
-    return time.monotonic() - start, first
+            epochs[-1].append((time.monotonic(), metrics["epoch_time"]))
+    return time.monotonic() - start, first, epochs
+
+
+def breakdown(epochs: list[list[tuple[float, float]]]) -> dict[str, float]:
+    """Where the time between epochs goes, from (arrival time, epoch_time) per epoch of trials run back to back:
+    `per_epoch`, the median of arrival gap minus the epoch's own training and evaluation time (checkpoint, report
+    round trip); `between`, the median of the next trial's first arrival minus its epoch_time minus the previous
+    trial's last arrival (trial end and the next one's set-up: data, model, Tune's scheduling)."""
+    import statistics
+
+    gaps = [b[0] - a[0] - b[1] for trial in epochs for a, b in zip(trial, trial[1:])]
+    switches = [nxt[0][0] - nxt[0][1] - prev[-1][0] for prev, nxt in zip(epochs, epochs[1:]) if prev and nxt]
+    return {"per_epoch": statistics.median(gaps) if gaps else float("nan"),
+            "between": statistics.median(switches) if switches else float("nan"),
+            "epochs": statistics.mean(len(t) for t in epochs)}
 
 
 def calibrate(seconds: float) -> int:
@@ -93,10 +111,15 @@ def through_sweep(iterations: int, lrs: list[float], workdir: Path) -> dict[str,
     first_metric = min(m.timestamp for r in trials for m in client.get_metric_history(r.info.run_id, "train_loss"))
     first_start = min(r.info.start_time for r in trials) / 1000
     last_end = max(r.info.end_time for r in trials) / 1000
+    epochs = []  # per trial in the order Tune ran them: (when its metrics were stamped, epoch_time) per epoch
+    for run in sorted(trials, key=lambda r: r.info.start_time):
+        stamps = {m.step: m.timestamp / 1000 for m in client.get_metric_history(run.info.run_id, "train_loss")}
+        took = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "epoch_time")}
+        epochs.append([(stamps[step], took[step]) for step in sorted(stamps)])
     return {"wall": wall, "first_metric": first_metric / 1000 - start_wall,
             "startup": first_start - start_wall,  # CLI start, MLflow store, Ray start, first trial scheduled
             "trials": last_end - first_start,  # trials back to back, as Tune ran them
-            "teardown": end_wall - last_end}
+            "teardown": end_wall - last_end, **{f"sweep_{k}": v for k, v in breakdown(epochs).items()}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,9 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         for sub in ("before", "after", "sweep"):
             (work / sub).mkdir()
         # In-process before and after the sweep: other load on the machine drifts, the mean evens it out.
-        direct_a, first_a = in_process(specs, work / "before")
+        direct_a, first_a, epochs_a = in_process(specs, work / "before")
         sweep = through_sweep(iterations, lrs, work / "sweep")
-        direct_b, first_b = in_process(specs, work / "after")
+        direct_b, first_b, epochs_b = in_process(specs, work / "after")
+    local = {k: (v + breakdown(epochs_b)[k]) / 2 for k, v in breakdown(epochs_a).items()}
     load_after = os.getloadavg()[0]
     direct, direct_first = (direct_a + direct_b) / 2, (first_a + first_b) / 2
     n = args.trials
@@ -143,6 +167,12 @@ def main(argv: list[str] | None = None) -> int:
         f"overhead per trial past start-up: {per_trial:6.2f} s  ({100 * per_trial / (direct / n):.1f}% of a "
         f"{direct / n:.1f} s trial)",
         f"total overhead (whole command):  {100 * overhead:6.1f} %",
+        f"where it goes (medians; arrival gaps minus the epochs' own train+eval time):",
+        f"  per epoch, in-process (checkpoint):           {local['per_epoch']:6.3f} s",
+        f"  per epoch, through the sweep (+ report trip): {sweep['sweep_per_epoch']:6.3f} s "
+        f"(x {sweep['sweep_epochs']:.0f} epochs a trial)",
+        f"  between trials, in-process (data, model):     {local['between']:6.3f} s",
+        f"  between trials, through the sweep:            {sweep['sweep_between']:6.3f} s",
     ]
     print("\n".join([machine, versions, *lines]))
     if not args.no_record:

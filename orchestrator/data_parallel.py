@@ -14,7 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from orchestrator.tune_runner import TrialResources, run_trial, trial_dirname_of
+from orchestrator.trial_record import trial_dirname
+from orchestrator.tune_runner import TrialResources, run_trial
 
 TRAIN_RUN_NAME = "train"  # Ray Train's run directory inside the Tune trial's directory
 
@@ -32,7 +33,7 @@ def data_parallel_trainable(config: dict[str, Any], resources: TrialResources, e
         scaling_config=train.ScalingConfig(num_workers=resources.workers, use_gpu=resources.gpu > 0,
                                            resources_per_worker=worker),
         run_config=train.RunConfig(
-            name=TRAIN_RUN_NAME, storage_path=f"{experiment_path}/{trial_dirname_of(config['trial'])}",
+            name=TRAIN_RUN_NAME, storage_path=f"{experiment_path}/{trial_dirname(config['trial'])}",
             callbacks=[TuneReportCallback()], failure_config=train.FailureConfig(max_failures=0),
             checkpoint_config=train.CheckpointConfig(num_to_keep=2)))
     trainer.fit()

@@ -24,9 +24,11 @@ def check_not_running(name: str) -> None:
                        f"{record.driver_host}); `resnet-sweep status {name}` shows it")
 
 
-def drive(record: state.SweepRecord, tuner_factory: Any, resume: bool) -> int:
+def drive(record: state.SweepRecord, tuner_factory: Any, resume: bool, earlier: list[dict] = ()) -> int:
     """Run (or resume) the Tune experiment, print the summary; exit code 0 when every trial finished or diverged,
-    1 when some failed (named, with their errors), 130 when Ctrl-C stopped it (one line, no traceback)."""
+    1 when some failed (named, with their errors), 130 when Ctrl-C stopped it (one line, no traceback).
+    `earlier`: trials a resumed sweep does not run again ({config, last_result, status} as Tune's trials have
+    them), for the summary; `tuner_factory` is None when no trial is left to run."""
     from rich.console import Console
 
     console = Console(width=max(Console().width, 100))  # pipes get 80 columns: too narrow for the table
@@ -34,9 +36,9 @@ def drive(record: state.SweepRecord, tuner_factory: Any, resume: bool) -> int:
     state.save(record)
     started = time.monotonic()
     try:
-        tuner = tuner_factory()
+        tuner = tuner_factory() if tuner_factory is not None else None
         interrupt.reset()
-        results = tuner.fit()
+        results = tuner.fit() if tuner is not None else []
     except KeyboardInterrupt:  # a second Ctrl-C, while Tune was still stopping after the first
         return _interrupted(console, record)
     except Exception:
@@ -44,7 +46,7 @@ def drive(record: state.SweepRecord, tuner_factory: Any, resume: bool) -> int:
         Tracker(record.tracking_uri).end_sweep_on_exit(record.parent_run_id, "failed")
         raise
     elapsed = time.monotonic() - started
-    rows = _rows(record, results)
+    rows = _rows(record, results, earlier)
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["state"]] = counts.get(r["state"], 0) + 1
@@ -52,6 +54,8 @@ def drive(record: state.SweepRecord, tuner_factory: Any, resume: bool) -> int:
         return _interrupted(console, record)
     failed = [r for r in rows if r["state"] == "failed"]
     state.update(record.name, state="failed" if failed else "finished")
+    if tuner is None:  # nothing ran: no callback ended the parent run
+        Tracker(record.tracking_uri).end_sweep_on_exit(record.parent_run_id, "failed" if failed else "finished")
     _summary(console, record, rows, counts, elapsed, resume)
     return 1 if failed else 0
 
@@ -64,13 +68,13 @@ def _interrupted(console: Any, record: state.SweepRecord) -> int:
     return 130
 
 
-def _rows(record: state.SweepRecord, results: Any) -> list[dict[str, Any]]:
+def _rows(record: state.SweepRecord, results: Any, earlier: list[dict]) -> list[dict[str, Any]]:
     """One summary row per trial of the sweep, in its order; trials Tune never started are pending."""
     from types import SimpleNamespace
 
     from orchestrator.progress import trial_row
 
-    by_id = {}
+    by_id = {row["id"]: row for row in (trial_row(SimpleNamespace(**t)) for t in earlier)}
     for result in results:
         if result.config is None:  # a trial that never started (Ctrl-C came first)
             continue

@@ -1,193 +1,199 @@
-"""Ray Tune -> MLflow, from the driver: nested child runs that survive `resume` without duplicates.
+"""Ray Tune -> MLflow, from the driver: each trial's nested child run kept up to date with the trial's record.
 
-Ray's MLflowLoggerCallback neither nests runs nor remembers its trial-to-run map across a driver restart. This
-callback runs in the driver only (trials on other nodes never talk to MLflow): each Tune trial carries our stable
-trial id in its config, and the child run is found again by the tag resnet_sweeps.trial_id under the launch's
-parent run, or created. Tune pickles callbacks into its experiment state, so this one holds no client or cache
-across pickling; after a restart it finds its runs again in MLflow. A tracking server that goes away for a while
-neither stalls nor crashes the sweep: see orchestrator/tracking_outbox.py.
+Ray's MLflowLoggerCallback neither nests runs nor survives a driver restart. Here each Tune trial carries our stable
+trial id in its config, and its child run is a view of its record (orchestrator/trial_record.py), brought up to date
+by one idempotent operation, `RunSync.sync` (Tracker.sync_trial): this callback calls it on a background thread
+whenever Tune says something about a trial, the sweep's end calls it for every trial, and `resume` before anything
+runs. A tracking server that is slow or away therefore never stalls Tune's event loop, nothing waits in memory
+(the record keeps every epoch), and what the sweep's end could not send, `resume` sends.
 """
 from __future__ import annotations
 
+import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 
-from orchestrator.tracking import Tracker, redact_uri
-from orchestrator.tracking_outbox import End, Epoch, Outbox, RunBox, Tags
+from orchestrator import trial_record
+from orchestrator.tracking import Tracker, TrialRun, quick_requests, redact_uri, unreachable, why_unreachable
+
+FINAL_WAIT_S = 30.0   # at the sweep's end, how long syncs keep trying: a server restarting right then
+                      # (`mlflow server` takes 5-25 s to start on a 2-core machine)
+MAX_BACKOFF_S = 30.0  # after failed syncs the next try waits twice as long as the last wait, 1 s to this
+
+
+class RunSync:
+    """The child runs of one launch (parent run), brought up to date from the trials' records under `root`."""
+
+    def __init__(self, tracking_uri: str, parent_run_id: str, root: str | Path):
+        self.tracker, self.parent_run_id, self.root = Tracker(tracking_uri), parent_run_id, Path(root)
+        self.runs: dict[str, TrialRun] = {}  # what the server has, as far as this process knows
+
+    def sync(self, info: dict[str, Any]) -> None:
+        """Bring trial `info`'s run up to date; raises what MLflow raised. After a failure the run is read back
+        from the server first: a request whose answer was lost may have been committed."""
+        history = trial_record.read(trial_record.record_path(self.root, info))
+        try:
+            with quick_requests():
+                self.runs[info["id"]] = self.tracker.sync_trial(self.parent_run_id, info, history,
+                                                                self.runs.get(info["id"]),
+                                                                lambda: model_cost(info["spec"]))
+        except Exception:
+            self.runs.pop(info["id"], None)
+            raise
+
+    def sync_all(self, infos: list[dict[str, Any]], wait_s: float = 0.0) -> list[str]:
+        """Sync every trial, trying again for up to `wait_s` while some fail; a line for each one still behind."""
+        deadline, behind, why = time.monotonic() + wait_s, {i["id"]: i for i in infos}, {}
+        while True:
+            for trial_id, info in list(behind.items()):
+                try:
+                    self.sync(info)
+                    del behind[trial_id]
+                except Exception as err:  # noqa: BLE001  the record keeps it: said at the end, sent later
+                    why[trial_id] = self.why(err)
+            if not behind or time.monotonic() >= deadline:
+                return [f"{info['name']}: {why[trial_id]}" for trial_id, info in behind.items()]
+            time.sleep(1.0)
+
+    def why(self, err: BaseException) -> str:
+        if unreachable(err):
+            return f"no answer from {redact_uri(self.tracker.tracking_uri)} " \
+                   f"({why_unreachable(err, self.tracker.tracking_uri)})"
+        return f"refused: {type(err).__name__}: {(str(err).splitlines() or [''])[0][:300]}"
 
 
 class MlflowSweepCallback(Callback):
-    """Every write goes through an Outbox (orchestrator/tracking_outbox.py): sent at once while the tracking
-    server answers, kept in order while it does not, sent on a later event or at the experiment's end."""
+    """Tune's events append what only the driver sees to the trial's record and mark the trial changed; a
+    background thread syncs changed trials in the order they changed."""
 
-    def __init__(self, tracking_uri: str, parent_run_id: str, unsent_path: str | None = None):
-        self.tracking_uri = tracking_uri
-        self.parent_run_id = parent_run_id
-        self.unsent_path = unsent_path  # where writes still unsent at the end are kept (see unsent_file)
+    def __init__(self, tracking_uri: str, parent_run_id: str, records_root: str, sweep_name: str):
+        self.tracking_uri, self.parent_run_id = tracking_uri, parent_run_id
+        self.records_root, self.sweep_name = records_root, sweep_name
         self._reset()
 
     def _reset(self) -> None:
-        self._outbox = Outbox(Tracker(self.tracking_uri), self.parent_run_id)
-        self._fresh: set[str] = set()  # trials started in this process that have not reported yet
+        self._sync = RunSync(self.tracking_uri, self.parent_run_id, self.records_root)
+        self._infos: dict[str, dict[str, Any]] = {}
+        self._changed: dict[str, None] = {}  # trial ids, in order
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._warned: set[str] = set()
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune writes this into tuner.pkl on the sweep's storage (a bucket others may read): no password there.
         return {"tracking_uri": redact_uri(self.tracking_uri), "parent_run_id": self.parent_run_id,
-                "unsent_path": self.unsent_path}
+                "records_root": self.records_root, "sweep_name": self.sweep_name}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update({"unsent_path": None, **state})
-        self.tracking_uri = _unredacted(self.tracking_uri, self.parent_run_id)
+        self.__dict__.update(state)
         self._reset()
 
     def setup(self, **info: Any) -> None:
-        self._outbox.sweep_state = "running"
-        self._outbox.flush()
+        self._thread = threading.Thread(target=self._run, name="mlflow-sync", daemon=True)
+        self._thread.start()
 
-    def _box(self, trial: Any) -> RunBox:
+    def _note(self, trial: Any, *events: dict[str, Any]) -> None:
         info = trial.config["trial"]
-        return self._outbox.box(info, lambda: model_cost(info["spec"]))
+        trial_record.append(trial_record.record_path(self.records_root, info), list(events))
+        with self._wake:
+            self._infos[info["id"]] = info
+            self._changed[info["id"]] = None
+            self._wake.notify()
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._fresh.add(trial.config["trial"]["id"])
-        self._outbox.start(self._box(trial))
-        self._outbox.flush()
+        self._note(trial)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        box = self._box(trial)
-        trial_id = trial.config["trial"]["id"]
-        if trial_id in self._fresh:  # where this start ran, and from which checkpoint
-            self._fresh.discard(trial_id)
-            tags = {f"resnet_sweeps.{k}": str(result[k]) for k in (
-                "device", "torch", "cuda", "host", "node_id", "resumed_from_iteration", "workers") if k in result}
-            if tags:
-                self._outbox.put(box, Tags(tags))
-        # While the server is away its last step is unknown: epochs are queued and checked against it when sent.
-        now = int(result.get("iteration", -1)) if "iteration" in result else None
-        for missed in result.get("backfill") or []:  # epochs reported while the previous driver was dying
-            if now is not None and box.last_step < int(missed.get("iteration", -1)) < now:
-                self._outbox.put(box, Epoch.of(missed))
-        if now is not None and result.get("state") != "diverged":
-            self._outbox.put(box, Epoch.of(result))  # skipped when logged before a restart: never a step twice
-        self._outbox.flush()
+        self._note(trial, *(result.get("record") or []))  # events come this way only from object storage
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        final = dict(trial.last_result or {})
-        state = final.get("state") if final.get("state") in ("diverged", "failed") else \
-            "finished" if final.get("final") else "stopped"  # by the scheduler (ASHA) before its last iteration
-        spec = trial.config["trial"]["spec"]
-        names = layer_names(spec) if final.get("layer_response_std") else None
-        self._outbox.put(self._box(trial), End(state, _final(final), names, error=final.get("error")))
-        self._outbox.flush()
-
-    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._outbox.put(self._box(trial), Tags({"resnet_sweeps.state": "running",
-                                                 "resnet_sweeps.last_error": _error(trial)}))
-        self._outbox.flush()
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        final = _final(dict(trial.last_result or {}))
-        self._outbox.put(self._box(trial), End("failed", final, error=_error(trial)))
-        self._outbox.flush()
-
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
         from orchestrator import interrupt
         from orchestrator.progress import trial_state
 
+        # Ended before its last iteration by the scheduler (ASHA): an outcome only the driver sees. Not after
+        # Ctrl-C, whose stopped trials `resume` continues.
+        stopped = trial_state(trial) == "stopped" and not interrupt.requested()
+        self._note(trial, *([trial_record.event("stopped")] if stopped else []))
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._note(trial, trial_record.event("crashed", error=_error(trial)))
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._note(trial, trial_record.event("failed", error=_error(trial)))
+
+    def _run(self) -> None:
+        wait = 0.0
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: self._stopping or self._changed)
+                if self._stopping:
+                    return
+                changed, self._changed = list(self._changed), {}
+            failed = []
+            for trial_id in changed:
+                try:
+                    self._sync.sync(self._infos[trial_id])
+                except Exception as err:  # noqa: BLE001  the record keeps it; tried again below
+                    failed.append(trial_id)
+                    if not unreachable(err):
+                        self._warn(f"MLflow refused a write for {self._infos[trial_id]['name']}: {self._sync.why(err)}")
+            wait = min(MAX_BACKOFF_S, max(1.0, 2 * wait)) if failed else 0.0
+            with self._wake:
+                self._changed = {**dict.fromkeys(failed), **self._changed}
+                self._wake.wait_for(lambda: self._stopping, timeout=wait)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join()  # at most one request's time-out
+        from orchestrator import interrupt
+        from orchestrator.progress import trial_state
+
+        behind = self._sync.sync_all(list(self._infos.values()), FINAL_WAIT_S)
         states = {trial_state(t) for t in trials}
-        self._outbox.sweep_state = "interrupted" if interrupt.requested() else "failed" if "failed" in states \
+        sweep_state = "interrupted" if interrupt.requested() else "failed" if "failed" in states \
             else "finished" if states <= {"finished", "diverged", "stopped"} else "interrupted"
-        if not self._outbox.flush_at_end():
-            kept = Path(self.unsent_path) if self.unsent_path else None
-            if kept is not None:
-                self._outbox.save(kept)
-            self._outbox.report_unsent(kept, kept.parent.name if kept else None)
+        try:
+            with quick_requests():
+                self._sync.tracker.end_sweep(self.parent_run_id, sweep_state)
+        except Exception as err:  # noqa: BLE001
+            behind.append(f"sweep parent run {self.parent_run_id} (state {sweep_state}): {self._sync.why(err)}")
+        if behind:
+            from orchestrator import state
 
+            if state.record_path(self.sweep_name).is_file():  # `resume` then knows there is something to send
+                state.update(self.sweep_name, mlflow_behind=behind)
+            print(f"resnet-sweep: MLflow is behind the trials' records for {len(behind)} runs; the records keep "
+                  f"every epoch, and `resnet-sweep resume {self.sweep_name}` sends the rest once the server "
+                  "answers:\n" + "".join(f"  {line}\n" for line in behind), file=sys.stderr, end="", flush=True)
 
-def _unredacted(uri: str, parent_run_id: str) -> str:
-    """The full tracking URI of a sweep, from this machine's state record (`resume` restores the callback from
-    Tune's pickle, which holds the URI redacted); unchanged when it had no password."""
-    from orchestrator import state
-
-    for record in state.load_all():
-        if record.parent_run_id == parent_run_id and redact_uri(record.tracking_uri) == uri:
-            return record.tracking_uri
-    return uri
-
-
-def unsent_file(sweep_name: str, parent_run_id: str) -> Path:
-    """Where a launch's writes that never reached the tracking server wait for `resnet-sweep resume NAME`: the
-    sweep's state directory (the driver's machine), one file per launch (parent run)."""
-    from orchestrator import state
-
-    return state.sweep_dir(sweep_name) / f"mlflow-unsent-{parent_run_id}.json"
-
-
-def send_unsent(sweep_name: str) -> bool | None:
-    """Send the writes earlier launches of the sweep kept (see unsent_file); True when all arrived, None when there
-    were none. A file is removed once everything in it reached the server."""
-    from orchestrator import state
-    from orchestrator.tracking_outbox import Outbox
-
-    files = sorted(state.sweep_dir(sweep_name).glob("mlflow-unsent-*.json"))
-    if not files:
-        return None
-    sent = True
-    for path in files:
-        outbox = Outbox.load(path, model_cost)
-        if outbox.flush_at_end():
-            path.unlink()
-            print(f"sent the MLflow writes kept in {path} (parent run {outbox.parent_run_id})")
-        else:
-            outbox.save(path)
-            outbox.report_unsent(path, sweep_name)
-            sent = False
-    return sent
-
-
-def _final(result: dict[str, Any]) -> dict[str, Any]:
-    """What end_trial reads of a trial's last result (the rest, e.g. a backfill list, need not wait in memory)."""
-    from orchestrator.tracking import EPOCH_METRICS
-
-    keep = (*EPOCH_METRICS, "iteration", "layer_response_std", "diverged_at_iteration")
-    return {k: result[k] for k in keep if k in result}
+    def _warn(self, text: str) -> None:
+        if text not in self._warned:
+            self._warned.add(text)
+            print(f"resnet-sweep: {text}", file=sys.stderr, flush=True)
 
 
 def _error(trial: Any) -> str:
-    """The trial's error text as Tune recorded it (its error file's contents, when readable)."""
-    for attr in ("error_msg", "error_file"):
-        value = getattr(trial, attr, None)
-        if isinstance(value, str) and value:
-            if attr == "error_file":
-                try:
-                    with open(value) as f:
-                        return f.read()[-4000:]
-                except OSError:
-                    return value
-            return value[-4000:]
-    return "unknown error (see the Ray Tune trial directory)"
+    """The trial's error as Tune wrote it to the trial's error file (its last 4000 characters)."""
+    try:
+        return Path(trial.error_file).read_text()[-4000:]
+    except (OSError, TypeError):
+        return "unknown error (see the Ray Tune trial directory)"
 
 
 def model_cost(spec: dict[str, Any]) -> dict[str, int]:
     """`model.params` and `model.macs` params: counted on the built model (resnet_core.accounting, cached)."""
-    from orchestrator.plan import _cost
-    from resnet_core.spec import TrialSpec
-
-    trial = TrialSpec.from_dict(spec)
-    size = trial.data.image_size if trial.data.dataset == "synthetic" else None
-    params, macs, _ = _cost(trial.model, trial.data.classes, size)
-    return {"params": params, "macs": macs}
-
-
-def layer_names(spec: dict[str, Any]) -> list[str]:
-    """Names of the 3x3 layers Figure 7 measures, in order: from the cached cost count model_cost already
-    made, so the driver builds each architecture once (a meta-device build here imported torch._dynamo:
-    seconds of stall and 150 MiB in the driver)."""
     from resnet_core.accounting import model_cost as cost
     from resnet_core.spec import TrialSpec
 
     trial = TrialSpec.from_dict(spec)
-    size = trial.data.image_size if trial.data.dataset == "synthetic" else None
-    return list(cost(trial.model, trial.data.classes, size).response_layer_names)
+    counted = cost(trial.model, trial.data.classes, trial.data.image_size if trial.data.dataset == "synthetic"
+                   else None)
+    return {"params": counted.params, "macs": counted.macs}

@@ -2,7 +2,8 @@
 
 One small JSON record per sweep name under `$RESNET_SWEEPS_HOME/sweeps/` (default `~/.resnet_sweeps`): the
 resolved sweep (a YAML copy beside it), the Tune experiment directory, the MLflow tracking URI and parent run,
-the trials (id, name, iterations), the driver's pid and the launch's state. Written atomically; the latest
+the trials (id, name, iterations), where their records are, the driver's pid and the launch's state, and which
+MLflow runs the last driver left behind their records. Written atomically; the latest
 launch of a name replaces the record (earlier launches stay in MLflow as earlier parent runs).
 """
 from __future__ import annotations
@@ -48,12 +49,20 @@ class SweepRecord:
     address: str | None = None  # Ray cluster address, None for a local Ray
     samples: int | None = None  # a searched sweep's trials, made by its sampler as it runs (`trials` is empty)
     iterations_per_sample: int = 0  # the base trial's, for `status` before the sampler made a trial
+    records_root: str = ""  # where the trials' records are (trial_record); "" for the experiment directory
+    mlflow_behind: list[str] = field(default_factory=list)  # runs the last driver could not bring up to date
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     updated: str = ""
 
     @property
     def sweep_copy(self) -> Path:
         return sweep_dir(self.name) / "sweep.yaml"
+
+    @property
+    def records(self) -> str:
+        """The root of the trials' records: the Tune experiment directory on file-system storage, else a folder
+        of this state directory that the driver writes (see orchestrator/trial_record.py)."""
+        return self.records_root or self.experiment_path
 
     def effective_state(self) -> State:
         """`running` only while the recorded driver lives (on this host); a killed driver means interrupted."""

@@ -2,35 +2,29 @@
 
 experiment = the sweep's `experiment` or `name`; one parent run per launch (tags resnet_sweeps.role=sweep,
 resnet_sweeps.sweep=NAME); one child run per trial, found again by its tag resnet_sweeps.trial_id under the
-parent, so a resumed sweep never opens a duplicate. Metrics go in batches (one `log_batch` per epoch) with
-step = iteration; a child's tag resnet_sweeps.last_step keeps steps from being logged twice after a restart.
-A tracking server that cannot be reached is an `unreachable` error; `quick_requests` makes MLflow's HTTP client
-give up on one within seconds instead of minutes (see orchestrator/tracking_outbox.py for what waits meanwhile).
+parent, so a resumed sweep never opens a duplicate. A child run is a view of the trial's record
+(orchestrator/trial_record.py), brought up to date by `Tracker.sync_trial`: epochs as metrics with step =
+iteration, stamped with the time the trial recorded them, so sending one again adds nothing. A tracking server
+that cannot be reached is an `unreachable` error; `quick_requests` makes MLflow's HTTP client give up on one within
+seconds instead of minutes, and the record waits meanwhile.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
-import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 from urllib.parse import urlparse
 
 import yaml
 
+from orchestrator.contract import (DIVERGED_AT, ERROR, FINAL, LAST_ERROR, LAST_STEP, LAYER_RESPONSES, NOT_METRICS,
+                                   PARENT, ROLE, START_TAGS, STARTS, STATE, SWEEP, TAG, TRIAL_ID)
 from resnet_core.specio import flatten
 
-TAG = "resnet_sweeps."
-ROLE, SWEEP, TRIAL_ID, STATE, LAST_STEP, STARTS = (TAG + k for k in
-                                                   ("role", "sweep", "trial_id", "state", "last_step", "starts"))
-ERROR = TAG + "error"  # a failed or diverged trial's error text
-MISSING_STEPS = TAG + "missing_steps"  # steps the driver could not log (dropped while the server was away)
-PARENT = "mlflow.parentRunId"
-EPOCH_METRICS = ("train_loss", "train_error", "test_error", "val_error", "lr", "images_per_sec", "epoch_time",
-                 "epoch", "test_top5_error", "val_top5_error")  # logged when the trial reports them
-TERMINAL_STATES = ("finished", "diverged", "failed", "stopped")
+EPOCHS_PER_BATCH = 50  # MLflow takes up to 1000 metrics per log_batch
 
 
 def default_tracking_uri() -> str:
@@ -55,12 +49,11 @@ def ui_command(tracking_uri: str) -> str:
 
 
 # MLflow's HTTP client retries a failed request 7 times with exponential backoff (about 4 minutes) and waits up
-# to 120 s for each answer: right for a script, wrong inside Ray Tune's event loop, where every trial waits while
-# a callback does. Inside `quick_requests` a request gives up at once when refused and after 5 s without an answer
-# (a log_batch takes ~10-100 ms on a busy 2-core machine); the caller keeps the write for later instead. No
-# retries by MLflow: it retries POSTs too after a read timeout, and a create_run the server did receive would make
-# a second run (the caller's own retry looks for the run first). The MLflow environment variables themselves are
-# the knobs: a value the user set is kept.
+# to 120 s for each answer: right for a script, wrong for a driver that should notice a dead server and try again
+# later from the records (or end a sweep in seconds). Inside `quick_requests` a request gives up at once when
+# refused and after 5 s without an answer (a log_batch takes ~10-100 ms on a busy 2-core machine). No retries by
+# MLflow: it retries POSTs too after a read timeout, and a create_run the server did receive would make a second
+# run (our next sync looks for the run first). A value the user set for one of these variables is kept.
 QUICK_REQUESTS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",             # seconds per connect and per read
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
@@ -101,20 +94,12 @@ class TrackingUnreachable(RuntimeError):
     """The tracking server did not answer; the message names the (redacted) URI and the cause."""
 
 
-def format_steps(steps: Iterable[int], limit: int = 4000) -> str:
-    """'8,16,24' for a missing_steps tag or a message; cut short (with the count) past `limit` characters."""
-    ordered = sorted(set(steps))
-    text = ",".join(str(s) for s in ordered)
-    if len(text) <= limit:
-        return text
-    return text[:limit].rsplit(",", 1)[0] + f",... ({len(ordered)} steps)"
-
-
 class TrialRun(NamedTuple):
-    """A trial's child run as the driver needs it: id, last step the server has (-1: none), starts so far."""
+    """What the server has of a trial's child run: its id, last step (-1: none), our tags and its status."""
     run_id: str
     last_step: int
-    starts: int
+    tags: dict[str, str]
+    status: str
 
 
 def _artifact_root(tracking_uri: str) -> Path | None:
@@ -125,14 +110,11 @@ def _artifact_root(tracking_uri: str) -> Path | None:
 
 
 class Tracker:
-    """A thin, picklable wrapper over MlflowClient for one tracking URI (the client is made on first use)."""
+    """A thin wrapper over MlflowClient for one tracking URI (the client is made on first use)."""
 
     def __init__(self, tracking_uri: str):
         self.tracking_uri = tracking_uri
         self._client: Any = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"tracking_uri": self.tracking_uri, "_client": None}
 
     @property
     def client(self) -> Any:
@@ -216,33 +198,58 @@ class Tracker:
 
     # -- trials (children) ----------------------------------------------------------------------------------
 
-    def find_trial_run(self, parent_run_id: str, trial_id: str) -> Any | None:
+    def sync_trial(self, parent_run_id: str, trial: dict[str, Any], history: Any, run: TrialRun | None,
+                   model_cost: Callable[[], dict[str, int]]) -> TrialRun:
+        """Bring `trial`'s child run ({id, name, spec}) up to date with its record (a trial_record.History): the
+        epochs after the run's last step, the tags of its latest start, its outcome. `run` is what an earlier call
+        returned (None: find or create the run). Idempotent: what the run has is not sent again, and an epoch sent
+        twice after a lost answer carries the same timestamp, which MLflow's SQL store keeps once."""
+        from mlflow.entities import RunTag
+
+        run = run or self._trial_run(parent_run_id, trial, model_cost)
+        new = [e for e in history.epochs if int(e["iteration"]) > run.last_step]
+        for i in range(0, len(new), EPOCHS_PER_BATCH):
+            chunk = new[i:i + EPOCHS_PER_BATCH]
+            step = int(chunk[-1]["iteration"])
+            self.client.log_batch(run.run_id, metrics=[m for e in chunk for m in _metrics(e)],
+                                  tags=[RunTag(LAST_STEP, str(step))])
+            run = run._replace(last_step=step)
+        tags = _tags(history)
+        status = {"finished": "FINISHED", "diverged": "FAILED", "failed": "FAILED", "stopped": "KILLED"}.get(
+            history.state, "RUNNING")
+        if status != "RUNNING" and (status != run.status or run.tags.get(STATE) != history.state):
+            self._end_trial(run.run_id, history)  # before the state says so: a finished run has its finals
+        changed = {k: v for k, v in tags.items() if run.tags.get(k) != v}
+        if changed:
+            self.client.log_batch(run.run_id, tags=[RunTag(k, v) for k, v in changed.items()])
+        if status != run.status:
+            if status == "RUNNING":
+                self.client.update_run(run.run_id, status="RUNNING")  # started again after failing
+            else:
+                self.client.set_terminated(run.run_id, status)
+        return TrialRun(run.run_id, run.last_step, {**run.tags, **changed}, status)
+
+    def _trial_run(self, parent_run_id: str, trial: dict[str, Any],
+                   model_cost: Callable[[], dict[str, int]]) -> TrialRun:
+        """The trial's child run: found, or created with config.yaml and its params (`model_cost()` gives
+        model.params and model.macs). A run whose creation was cut short gets its params completed when found."""
         experiment_id = self.client.get_run(parent_run_id).info.experiment_id
         runs = self.client.search_runs([experiment_id], max_results=2, order_by=["attributes.start_time ASC"],
                                        filter_string=f"tags.`{PARENT}` = '{parent_run_id}' and "
-                                                     f"tags.`{TRIAL_ID}` = '{trial_id}'")
-        return runs[0] if runs else None
-
-    def trial_run(self, parent_run_id: str, trial: dict[str, Any], model_cost: Any) -> TrialRun:
-        """The child run of `trial` ({id, name, spec}) under the parent: found, or created with config.yaml and
-        its params (`model_cost()` gives model.params and model.macs). A run whose creation was cut short (the
-        server went away between the requests) gets its params completed when found again."""
-        found = self.find_trial_run(parent_run_id, trial["id"])
-        if found is not None:
+                                                     f"tags.`{TRIAL_ID}` = '{trial['id']}'")
+        if runs:
+            found = runs[0]
             run_id = found.info.run_id
             if not set(_trial_params(trial, {"params": 0, "macs": 0})) <= set(found.data.params):
                 self._describe_trial(run_id, trial, model_cost())
-            # MLflow's log_batch commits metrics and tags in separate transactions: a driver killed between the
-            # two leaves the last_step tag behind the metrics, so the metric history itself has the last word.
+            # log_batch commits metrics before tags: after a kill between the two the history has the last word.
             logged = [m.step for m in self.client.get_metric_history(run_id, "train_loss")]
             return TrialRun(run_id, max([int(found.data.tags.get(LAST_STEP, -1)), *logged]),
-                            int(found.data.tags.get(STARTS, 0)))
-        experiment_id = self.client.get_run(parent_run_id).info.experiment_id
-        run = self.client.create_run(experiment_id, run_name=trial["name"], tags={
-            PARENT: parent_run_id, ROLE: "trial", TRIAL_ID: trial["id"], STATE: "pending", LAST_STEP: "-1",
-            STARTS: "0"})
+                            {k: v for k, v in found.data.tags.items() if k.startswith(TAG)}, found.info.status)
+        tags = {ROLE: "trial", TRIAL_ID: trial["id"], STATE: "pending", LAST_STEP: "-1", STARTS: "0"}
+        run = self.client.create_run(experiment_id, run_name=trial["name"], tags={PARENT: parent_run_id, **tags})
         self._describe_trial(run.info.run_id, trial, model_cost())
-        return TrialRun(run.info.run_id, -1, 0)
+        return TrialRun(run.info.run_id, -1, tags, "RUNNING")
 
     def _describe_trial(self, run_id: str, trial: dict[str, Any], model_cost: dict[str, int]) -> None:
         """config.yaml, then the params (logging a param again with the same value is allowed): complete params
@@ -254,71 +261,56 @@ class Tracker:
         for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
             self.client.log_batch(run_id, params=items[i:i + 100])
 
-    def trial_started(self, run_id: str, starts: int, tags: dict[str, str] | None = None) -> None:
-        from mlflow.entities import RunTag
+    def _end_trial(self, run_id: str, history: Any) -> None:
+        """final_ metrics of a finished trial (the final epoch's, stamped as it was) and Figure 7's statistics."""
+        from mlflow.entities import Metric
 
-        self.client.update_run(run_id, status="RUNNING")
-        self.client.log_batch(run_id, tags=[RunTag(STATE, "running"), RunTag(STARTS, str(starts)),
-                                            *(RunTag(k, v) for k, v in (tags or {}).items())])
-
-    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
-        from mlflow.entities import RunTag
-
-        if tags:
-            self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
-
-    def log_epochs(self, run_id: str, results: Iterable[dict[str, Any]], tags: dict[str, str] | None = None) -> int:
-        """One batch for the given epoch results (step = iteration); returns the last step logged. A result's
-        `logged_at_ms` (when the driver received it) is the metrics' timestamp: sending the same epoch again then
-        adds nothing, as MLflow's SQL store skips exact duplicates."""
-        from mlflow.entities import Metric, RunTag
-
-        metrics, last = [], -1
-        now = int(time.time() * 1000)  # Tune's result timestamps are whole seconds
-        for result in results:
-            step = int(result["iteration"])
-            stamp = int(result.get("logged_at_ms", now))
-            metrics += [Metric(k, float(result[k]), stamp, step) for k in EPOCH_METRICS
-                        if _number(result.get(k))]
-            last = max(last, step)
-        if metrics or tags:
-            self.client.log_batch(run_id, metrics=metrics, tags=[RunTag(LAST_STEP, str(last)),
-                                                                 *(RunTag(k, v) for k, v in (tags or {}).items())])
-        return last
-
-    def end_trial(self, run_id: str, state: str, final: dict[str, Any] | None,
-                  layer_names: list[str] | None = None, error: str | None = None, again: bool = False) -> None:
-        """State tag, final_ metrics, Figure 7 statistics; the MLflow status FINISHED only for `finished`.
-        `again`: an earlier call may have reached the server before failing, so final_ metrics the run already
-        has with the same value are not logged a second time."""
-        from mlflow.entities import Metric, RunTag
-
-        final = final or {}
-        now = int(time.time() * 1000)
-        step = int(final.get("iteration", 0) or 0)
-        metrics = [Metric(f"final_{k}", float(final[k]), now, step) for k in EPOCH_METRICS
-                   if _number(final.get(k))]
-        if again and metrics:
-            have = self.client.get_run(run_id).data.metrics  # latest value of each key
-            metrics = [m for m in metrics if have.get(m.key) != m.value]
-        tags = [RunTag(STATE, state)]
-        if error:
-            tags.append(RunTag(ERROR, error[-4000:]))  # the end of a traceback says what went wrong
-        if state == "diverged":
-            tags.append(RunTag(TAG + "diverged_at_iteration", str(final.get("diverged_at_iteration", step))))
-        self.client.log_batch(run_id, metrics=metrics, tags=tags)
-        stds = final.get("layer_response_std")
+        end = history.end if history.state == "finished" else {}
+        step, stamp = int(end.get("iteration", 0)), int(end.get("time_ms", 0))
+        finals = [Metric(FINAL + m.key, m.value, stamp, step) for m in _metrics(end) if m.step == step]
+        if finals:
+            self.client.log_batch(run_id, metrics=finals)
+        stds = end.get("layer_response_std")
         if stds:
-            names = layer_names if layer_names and len(layer_names) == len(stds) else \
-                [f"layer{i}" for i in range(len(stds))]
-            self.client.log_text(run_id, json.dumps({"layers": names, "std": [float(s) for s in stds]}),
-                                 "layer_responses.json")
-        self.client.set_terminated(run_id, {"finished": "FINISHED", "stopped": "KILLED"}.get(state, "FAILED"))
+            names = end.get("layer_response_names") or []
+            names = names if len(names) == len(stds) else [f"layer{i}" for i in range(len(stds))]
+            self.client.log_text(run_id, json.dumps({"layers": list(names), "std": [float(s) for s in stds]}),
+                                 LAYER_RESPONSES)
 
     def trial_runs(self, parent_run_id: str) -> list[Any]:
         experiment_id = self.client.get_run(parent_run_id).info.experiment_id
         return list(self.client.search_runs([experiment_id], filter_string=f"tags.`{PARENT}` = '{parent_run_id}'",
                                             max_results=10000))
+
+
+def _metrics(epoch: dict[str, Any]) -> list[Any]:
+    """An epoch record's metrics at step = its iteration, stamped with the record's time."""
+    from mlflow.entities import Metric
+
+    step, stamp, out = int(epoch.get("iteration", 0)), int(epoch.get("time_ms", 0)), []
+    for key, value in epoch.items():
+        if key in NOT_METRICS:
+            continue
+        if _number(value):
+            out.append(Metric(key, float(value), stamp, step))
+        elif isinstance(value, list):  # points within the epoch: [[iteration, value], ...]
+            out += [Metric(key, float(p[1]), stamp, int(p[0])) for p in value
+                    if isinstance(p, (list, tuple)) and len(p) == 2 and _number(p[0]) and _number(p[1])]
+    return out
+
+
+def _tags(history: Any) -> dict[str, str]:
+    """The child run's tags a record implies: state, starts, where the latest start ran, errors."""
+    tags = {STATE: history.state, STARTS: str(len(history.starts))}
+    if history.starts:
+        tags.update({TAG + k: str(history.starts[-1][k]) for k in START_TAGS if k in history.starts[-1]})
+    if history.last_error:
+        tags[LAST_ERROR] = history.last_error[-4000:]
+    if history.state in ("diverged", "failed") and history.end.get("error"):
+        tags[ERROR] = str(history.end["error"])[-4000:]
+    if history.state == "diverged":
+        tags[DIVERGED_AT] = str(history.end.get("diverged_at_iteration"))
+    return tags
 
 
 def _trial_params(trial: dict[str, Any], model_cost: dict[str, int]) -> dict[str, Any]:

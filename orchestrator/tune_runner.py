@@ -1,17 +1,17 @@
 """Ray Tune runs a sweep's trials: one Tune trial per expanded trial spec.
 
-The trainable only adapts `resnet_core.train.train`: it reports each epoch's metrics, restarts from the trial's
+The trainable only adapts `resnet_core.train.train`: it records and reports each epoch, restarts from the trial's
 latest checkpoint after a crash or a `resume`, and turns a DivergedError (state diverged) or a SpecError (bad
 data, spec or checkpoint: state failed, with its message) into a final result instead of an error, so Tune's
 FailureConfig retries real crashes (a killed process, a lost node, out of memory) from the last checkpoint but
-never a trial that the same settings would end the same way again. Checkpoints: on file-system storage (local or shared) train() keeps the trial's `latest/`
-directory current and that is the one restarts use; on object storage (s3://) they go through Tune's API
-(`tune.get_checkpoint()`). Local Ray starts itself (no dashboard) unless RAY_ADDRESS or `--address` names a
-cluster.
+never a trial that the same settings would end the same way again. Checkpoints: on file-system storage (local or
+shared) train() keeps the trial's `latest/` directory current and that is the one restarts use, with the trial's
+record (orchestrator/trial_record.py) beside it; on object storage (s3://) they go through Tune's API
+(`tune.get_checkpoint()`, or the newest one found by `resume`). Local Ray starts itself (no dashboard) unless
+RAY_ADDRESS or `--address` names a cluster.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
@@ -21,20 +21,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from orchestrator import trial_record
 from orchestrator.sweep import SweepSpec, Trial
 
-# Tune snapshots its experiment state (which trials finished) at most this often; `resume` starts from the
-# latest snapshot, and a trial that finished after it is replayed from its final checkpoint without training.
-# A snapshot of 200 trials' state takes milliseconds; trials on file-system storage report no Tune checkpoints,
-# so nothing else triggers one.
-EXPERIMENT_SNAPSHOT_S = "1"
+# A function trainable waits at every report until the driver has taken the result and asked for the next: a
+# round trip through Tune's event loop per epoch (about 50 ms on a busy 2-core machine, bench/RESULTS.md).
+# Tune's result buffering lets the trial's actor collect results for this long and hand them over together, so
+# training runs on meanwhile; a trial's last result is never held back. What the live table and MLflow show lags
+# by at most this much; the trial's own record (file-system storage) is written as each epoch ends regardless.
+RESULT_BUFFER_S = "5"
 _joined_cluster = False  # set by init_ray: this driver joined a cluster rather than starting a local Ray
 
 
 def trainable(config: dict[str, Any]) -> None:
-    """One trial in one process: config["trial"] is Trial.to_dict() ({id, name, spec, varied});
-    config["state_dir"] is the Tune experiment directory when every node sees it as a file system (None for
-    s3:// and the like)."""
+    """One trial in one process: config["trial"] is Trial.to_dict() ({id, name, spec, varied}, and `restore_from`
+    when `resume` found a Tune checkpoint on object storage); config["state_dir"] is the Tune experiment
+    directory when every node sees it as a file system (None for s3:// and the like)."""
     from ray import tune
 
     def report(result: dict[str, Any], checkpoint_dir: Path | None) -> None:
@@ -49,87 +51,82 @@ Report = Callable[[dict[str, Any], "Path | None"], None]
 
 
 def run_trial(config: dict[str, Any], report: Report, previous: Any, leader: bool) -> None:
-    """Train config's trial and report every epoch. `previous` is the checkpoint Ray hands back on a retry after
-    a crash (None on a first start); `leader` is the process that owns the checkpoints and the metric history
+    """Train config's trial, record and report every epoch. `previous` is the checkpoint Ray hands back on a
+    retry after a crash (None on a first start); `leader` is the process that owns the checkpoints and the record
     (the only one when a trial is not data-parallel)."""
     from resnet_core.spec import TrialSpec
     from resnet_core.specio import SpecError
     from resnet_core.train import DivergedError, OutOfMemoryError, train
 
+    info = config["trial"]
     work = Path(tempfile.mkdtemp(prefix="resnet-trial-"))
     durable = latest_dir(config)
     checkpoint_dir = durable or work / "checkpoint"
+    record = durable.parent / trial_record.FILENAME if durable is not None and leader else None
+    for_driver: list[dict[str, Any]] = []  # object storage: events the driver records (see trial_record)
+
+    def note(*events: dict[str, Any]) -> None:
+        if leader and record is not None:
+            trial_record.append(record, list(events))
+        elif leader:
+            for_driver.extend(events)
+
+    def end(outcome: dict[str, Any]) -> None:
+        """The trial ends here as `outcome` says (diverged, failed): a final result, so Tune does not retry it."""
+        note(outcome)
+        result = {"state": outcome["event"], "final": True,
+                  **{k: outcome[k] for k in ("error", "diverged_at_iteration") if k in outcome}}
+        report({**result, "record": for_driver} if for_driver else result, None)
+
     try:
-        spec = TrialSpec.from_dict(config["trial"]["spec"])
+        spec = TrialSpec.from_dict(info["spec"])
         restored = None
         if durable is not None and (durable / "checkpoint.pt").is_file():
             # A retry after a crash, or `resume` after the driver died: train() rewrites this one before every
             # report, so it is never older than the checkpoint Ray hands back (and often an epoch newer).
             restored = durable
-        elif previous is not None:
-            restored = Path(previous.to_directory(str(work / "restored")))
-        history = durable.parent / "metrics.jsonl" if durable is not None and leader else None
+        elif previous is not None or info.get("restore_from"):
+            from ray import tune
+
+            found = previous if previous is not None else tune.Checkpoint(info["restore_from"])
+            restored = Path(found.to_directory(str(work / "restored")))
         iteration, last_epoch = _restored_position(restored)  # now: train() rewrites latest/ as it goes
-        first = True
+        events = [trial_record.event("start", resumed_from_iteration=iteration, **environment())]
+        if last_epoch and (record is None or last_epoch["iteration"] > trial_record.read(record).last_iteration):
+            events.append(trial_record.event("epoch", **last_epoch))  # killed after its checkpoint, before its line
+        note(*events)
         try:
             for metrics in train(spec, checkpoint_dir=checkpoint_dir, resume_from=restored):
+                note(trial_record.event("epoch", **metrics))
                 result = {k: v for k, v in metrics.items() if k != "done"}  # "done" means stop to Tune
                 result["final"] = bool(metrics.get("done"))
-                if first:
-                    result.update(environment(), resumed_from_iteration=iteration)
-                    if restored is not None:
-                        # Epochs reported before that the driver may not have logged: the history file, and the
-                        # checkpoint's own epoch (killed after the checkpoint, before the report). The MLflow
-                        # callback logs each step once.
-                        backfill = _read_history(history) if history is not None and history.is_file() else []
-                        result["backfill"] = backfill + ([_epoch_only(last_epoch)] if last_epoch else [])
-                    first = False
-                if history is not None:
-                    with history.open("a") as f:
-                        f.write(json.dumps(_epoch_only(metrics)) + "\n")
+                if for_driver:
+                    result["record"], for_driver = for_driver, []
                 # Ray gets a copy only when storage is no file system (s3://): otherwise latest/ is the newest
                 # checkpoint every node sees, and a copy per epoch would double the checkpoint I/O for nothing.
                 report(result, checkpoint_dir if leader and durable is None and checkpoint_dir.is_dir() else None)
         except DivergedError as err:  # recorded as an outcome, not retried: the same seed diverges again
-            report({"state": "diverged", "diverged_at_iteration": err.iteration, "final": True,
-                    "error": str(err)}, None)
+            end(trial_record.event("diverged", diverged_at_iteration=err.iteration, error=str(err)))
     except SpecError as err:
         # Bad data, a bad spec or a checkpoint that is refused: the same settings would fail again, so the trial
-        # ends here as `failed` with its message (a final result, so Tune's FailureConfig does not retry it).
-        report({"state": "failed", "final": True, "error": f"{type(err).__name__}: {err}"}, None)
+        # ends here as `failed` with its message (`final`: `resume` does not run it again either).
+        end(trial_record.event("failed", final=True, error=f"{type(err).__name__}: {err}"))
     except OutOfMemoryError as err:  # a crash all the same (a retry may land on a freer GPU); say whose
-        err.args = (f"trial {config['trial']['name']}: {err}",)
+        err.args = (f"trial {info['name']}: {err}",)
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _epoch_only(metrics: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-
-
-def _read_history(path: Path) -> list[dict[str, Any]]:
-    """Epoch results this trial reported before (one JSON line each; a torn last line is skipped)."""
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out
-
-
 def latest_dir(config: dict[str, Any]) -> Path | None:
     """The trial's own always-current checkpoint directory inside the Tune experiment directory.
 
-    Why besides Tune's checkpoints: Tune deletes old checkpoints as new ones arrive but snapshots its experiment
-    state only now and then, so after a SIGKILLed driver the snapshot can name a checkpoint that is gone, and
-    Tune's restore fails. `resume` therefore restarts unfinished trials and they continue from this directory,
-    which train() rewrites atomically before every report.
+    train() rewrites it atomically before every report; a retried trial and one that `resume` starts again in
+    a fresh Tuner continue from it, and its record (trial_record) sits beside it.
     """
     if not config.get("state_dir"):
         return None
-    return Path(config["state_dir"]) / trial_dirname_of(config["trial"]) / "latest"
+    return Path(config["state_dir"]) / trial_record.trial_dirname(config["trial"]) / "latest"
 
 
 def _restored_position(checkpoint: Path | None) -> tuple[int, dict[str, Any] | None]:
@@ -164,12 +161,8 @@ def trial_name(trial: Any) -> str:
 
 
 def trial_dirname(trial: Any) -> str:
-    return trial_dirname_of(trial.config["trial"])
-
-
-def trial_dirname_of(info: dict[str, Any]) -> str:
-    """The Tune trial's directory name (latest_dir() and data-parallel trials rely on it)."""
-    return f"{info['name']}_{info['id']}"
+    """The Tune trial's directory name (latest_dir(), the record and data-parallel trials rely on it)."""
+    return trial_record.trial_dirname(trial.config["trial"])
 
 
 def shared_state_dir(storage_path: str, experiment_dir: str) -> str | None:
@@ -186,12 +179,12 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
 
     if ray.is_initialized():
         return
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", EXPERIMENT_SNAPSHOT_S)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our own table; keep Tune's reporter quiet
-    # Keeping few checkpoints forces an experiment snapshot per checkpoint (wanted: `resume` then knows them);
-    # Tune warns about it on every short epoch.
+    # On object storage, keeping few checkpoints forces an experiment snapshot per checkpoint; Tune warns about
+    # it on every short epoch.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # MLflow is the record; Tune's CSV/JSON/TensorBoard copies of every result cost time and complain about lists.
+    # The trials' records and MLflow keep the results; Tune's CSV/JSON/TensorBoard copies of every result cost
+    # time and complain about lists.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     # Without those loggers Tune's result summary warns that result.json is missing; its metrics come from
     # the experiment state all the same.
@@ -264,7 +257,9 @@ def _wrapped(resources: TrialResources, experiment_path: str) -> Any:
 
 
 def build_tuner(sweep: SweepSpec, trials: list[Trial], resources: TrialResources, storage_path: str,
-                experiment_dir: str, callbacks: list) -> Any:
+                experiment_dir: str, callbacks: list, restore_from: dict[str, str] | None = None) -> Any:
+    """A Tuner for `trials` (a fresh one for `resume` too: the trials not done, in the same experiment directory,
+    each continuing from its latest/ checkpoint, or from `restore_from[trial id]` on object storage)."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
@@ -274,6 +269,10 @@ def build_tuner(sweep: SweepSpec, trials: list[Trial], resources: TrialResources
     state_dir = shared_state_dir(storage_path, experiment_dir)
     scheduler: Any = FIFOScheduler()
     searched = sweep.search.kind == "optuna"
+    if s.kind == "fifo":  # ASHA decides on every result: a buffered trial would train past its stop
+        os.environ.setdefault("TUNE_RESULT_BUFFER_LENGTH", "1000")  # epochs a trial may hand over at once
+        os.environ.setdefault("TUNE_RESULT_BUFFER_MIN_TIME_S", RESULT_BUFFER_S)
+        os.environ.setdefault("TUNE_RESULT_BUFFER_MAX_TIME_S", RESULT_BUFFER_S)
     if s.kind == "asha":
         from orchestrator.sweep import probe_trials
 
@@ -283,7 +282,9 @@ def build_tuner(sweep: SweepSpec, trials: list[Trial], resources: TrialResources
                                   max_t=s.max_t or epochs, grace_period=s.grace_period,
                                   reduction_factor=s.reduction_factor)
     search: dict[str, Any] = {}
-    space: dict[str, Any] = {"trial": tune.grid_search([t.to_dict() for t in trials]), "state_dir": state_dir}
+    infos = [{**t.to_dict(), **({"restore_from": restore_from[t.id]} if t.id in (restore_from or {}) else {})}
+             for t in trials]
+    space: dict[str, Any] = {"trial": tune.grid_search(infos), "state_dir": state_dir}
     if searched:  # the searcher hands out whole trials (orchestrator/search.py)
         from orchestrator.search import SweepSearch
 
@@ -301,40 +302,20 @@ def build_tuner(sweep: SweepSpec, trials: list[Trial], resources: TrialResources
                       tune_config=tune_config, run_config=run_config)
 
 
-def restore_tuner(experiment_path: str, resources: TrialResources) -> Any:
-    """The interrupted experiment: finished trials stay finished (never re-run); the others restart and continue
-    from their own latest checkpoint (see latest_dir), or from Tune's when storage is not a file system."""
-    from ray import tune
-    from ray.tune import ResumeConfig
+def newest_tune_checkpoint(experiment_path: str, info: dict[str, Any]) -> str | None:
+    """The newest checkpoint Tune (or, for a data-parallel trial, Ray Train) kept for a trial on object storage,
+    as a URI `resume` hands the trial in a fresh Tuner; None when there is none. Listed with pyarrow's file
+    systems, as Ray itself reaches storage."""
+    import pyarrow.fs
 
-    shared = shared_state_dir(*experiment_path.rstrip("/").rsplit("/", 1)) is not None
-    if shared:
-        forget_live_trials(Path(experiment_path))
-    again = ResumeConfig.ResumeType.RESTART if shared else ResumeConfig.ResumeType.RESUME
-    return tune.Tuner.restore(experiment_path, trainable=_wrapped(resources, experiment_path),
-                              _resume_config=ResumeConfig(finished=ResumeConfig.ResumeType.SKIP,
-                                                          unfinished=again, errored=again))
-
-
-def forget_live_trials(experiment_dir: Path) -> None:
-    """Work around Ray Tune restoring its grid searcher's set of live trials as it was at the last snapshot.
-
-    With `max_concurrent` that set still counts trials that finished (or died with the driver) before the kill,
-    nothing removes them after `resume`, and the searcher never hands out the remaining trials: the sweep stalls.
-    The restarted trials are tracked by Tune's controller anyway, so the searcher starts with an empty set (at
-    worst `max_concurrent` is exceeded while the restarted trials finish). Best effort: files Tune did not write
-    in this format are left alone.
-    """
-    import ray.cloudpickle as pickle
-
-    for path in experiment_dir.glob("basic-variant-state-*.json"):
+    found = []
+    for sub in ("", "/train"):
+        trial = f"{experiment_path.rstrip('/')}/{trial_record.trial_dirname(info)}{sub}"
+        fs, path = pyarrow.fs.FileSystem.from_uri(trial)
         try:
-            state = pickle.loads(path.read_bytes())
-            if not isinstance(state, dict) or not isinstance(state.get("_live_trials"), set):
-                continue
-            state["_live_trials"] = set()
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_bytes(pickle.dumps(state))
-            os.replace(tmp, path)
-        except Exception:  # noqa: BLE001  a format this workaround does not know: leave it as Tune wrote it
+            entries = fs.get_file_info(pyarrow.fs.FileSelector(path, allow_not_found=True))
+        except OSError:
             continue
+        found += [(e.base_name, f"{trial}/{e.base_name}") for e in entries
+                  if e.type == pyarrow.fs.FileType.Directory and e.base_name.startswith("checkpoint_")]
+    return max(found)[1] if found else None

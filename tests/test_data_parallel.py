@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 
+from orchestrator import trial_record
 from orchestrator.sweep import SweepSpec, expand, sweep_from_dict
 from resnet_core.augment import fit_normalizer
 from resnet_core.data import TensorSplit, TensorTrainBatches
@@ -94,7 +95,7 @@ def test_a_two_worker_trial_trains_under_ddp_survives_a_killed_worker_and_logs_o
     deadline = time.monotonic() + 300
     try:
         history = None
-        while history is None or len(history.read_text().splitlines()) < 2:  # 2 epochs reported
+        while history is None or len(trial_record.read(history).epochs) < 2:  # 2 epochs recorded
             assert time.monotonic() < deadline and driver.poll() is None, log.read_text()[-4000:]
             history = next(storage.glob("ddp-*/resnet8-*/metrics.jsonl"), None)
             time.sleep(0.05)
@@ -102,7 +103,9 @@ def test_a_two_worker_trial_trains_under_ddp_survives_a_killed_worker_and_logs_o
                    .startswith(b"ray::RayTrainWorker")]
         assert len(workers) == 2, workers
         os.kill(workers[-1], signal.SIGKILL)
-        time.sleep(1.0)  # the other rank can write no further checkpoint: the next one needs the dead rank
+        while trial_record.read(history).last_error is None:  # Tune saw the trial fail: rank 0 is stopped too
+            assert time.monotonic() < deadline and driver.poll() is None, log.read_text()[-4000:]
+            time.sleep(0.05)
         at_kill = int(load_checkpoint(history.parent / "latest")["iteration"])
         assert driver.wait(timeout=max(1.0, deadline - time.monotonic())) == 0, log.read_text()[-4000:]
     finally:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator import trial_record
 from tests.conftest import RESNET_SWEEP, resnet_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +37,6 @@ def _project_exceptions() -> set[type]:
 def _examples() -> dict[type, BaseException]:
     from orchestrator.cli import CliError
     from orchestrator.tracking import TrackingUnreachable
-    from orchestrator.tracking_outbox import _Offline
     from resnet_core.checkpoint import CheckpointWriteError
     from resnet_core.data import DatasetError
     from resnet_core.spec import TrialSpec
@@ -49,8 +49,7 @@ def _examples() -> dict[type, BaseException]:
                 DivergedError(17),
                 OutOfMemoryError(TrialSpec.from_dict({}), 2, "the GPU", RuntimeError("CUDA out of memory")),
                 CheckpointWriteError(errno.ENOSPC, "No space left on device", "/ckpt/checkpoint.pt"),
-                CliError("no sweep named 'x'"), TrackingUnreachable("cannot reach the MLflow tracking server"),
-                _Offline("the tracking server did not answer")]
+                CliError("no sweep named 'x'"), TrackingUnreachable("cannot reach the MLflow tracking server")]
     return {type(e): e for e in examples}
 
 
@@ -130,9 +129,9 @@ def test_failed_trial_is_not_retried_and_ctrl_c_then_resume_finishes(tmp_path):
     driver = subprocess.Popen([RESNET_SWEEP, "run", str(sweep), "--num-cpus", "2"], cwd=tmp_path, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        # Ctrl-C once the second trial has recorded two epochs of its own (its metrics.jsonl), mid-way.
+        # Ctrl-C once the second trial has recorded two epochs of its own (its record, metrics.jsonl), mid-way.
         deadline = time.monotonic() + 180
-        while not any(len(p.read_text().splitlines()) >= 2 for p in home.glob("ray_results/first-*/*/metrics.jsonl")):
+        while not any(len(trial_record.read(p).epochs) >= 2 for p in home.glob("ray_results/first-*/*/metrics.jsonl")):
             assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()
             time.sleep(0.1)
         driver.send_signal(signal.SIGINT)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.sweep import expand, load_sweep
+from orchestrator.trial_record import read
 from tests.conftest import RESNET_SWEEP, resnet_sweep
 
 pytestmark = pytest.mark.slow
@@ -82,6 +83,9 @@ def test_smoke_sweep_end_to_end(tmp_path, sweep_env):
         assert int(params["model.params"]) > 0 and int(params["model.macs"]) > 0
         history = c.get_metric_history(run.info.run_id, "test_error")
         assert [m.step for m in history] == [8, 16, 24]  # step = iteration; 8 iterations per epoch
+        # MLflow is a view of the trial's record, beside its checkpoint: the same epochs, the same values.
+        record = read(next((tmp_path / "home").glob(f"ray_results/smoke-*/{run.info.run_name}_*/metrics.jsonl")))
+        assert [(e["iteration"], e["test_error"]) for e in record.epochs] == [(m.step, m.value) for m in history]
         assert metrics["final_test_error"] == history[-1].value
         assert 0 <= metrics["final_train_error"] <= 1 and metrics["final_images_per_sec"] > 0
         for key in ("train_loss", "train_error", "lr", "images_per_sec", "epoch_time"):
@@ -129,6 +133,14 @@ def _wait_for_line(process: subprocess.Popen, text: str, timeout: float) -> list
     raise AssertionError(f"no {text!r} within {timeout} s; output: {''.join(lines)}")
 
 
+def _wait_for_epochs(home: Path, trial: str, epochs: int, driver: subprocess.Popen, timeout: float) -> None:
+    """Poll the trial's record until it holds `epochs` epochs."""
+    deadline = time.monotonic() + timeout
+    while not any(len(read(p).epochs) >= epochs for p in home.glob(f"ray_results/*/{trial}_*/metrics.jsonl")):
+        assert time.monotonic() < deadline and driver.poll() is None, f"{trial}: no {epochs} epochs recorded"
+        time.sleep(0.1)
+
+
 def test_killed_driver_resumes_without_duplicates_or_reruns(tmp_path, sweep_env):
     sweep = tmp_path / "killed.yaml"
     sweep.write_text(KILL_SWEEP)
@@ -136,7 +148,7 @@ def test_killed_driver_resumes_without_duplicates_or_reruns(tmp_path, sweep_env)
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         _wait_for_line(driver, "finished  resnet8-A-lr0.1-seed0", timeout=180)
-        time.sleep(1.5)  # the second trial is a few epochs in
+        _wait_for_epochs(tmp_path / "home", "resnet8-A-lr0.05-seed0", 3, driver, timeout=180)  # a few epochs in
         os.kill(driver.pid, signal.SIGKILL)
         driver.wait(timeout=30)
     finally:

@@ -1,6 +1,7 @@
-"""`resnet-sweep resume NAME`: continue an interrupted sweep. Finished trials are never re-run, unfinished and
-errored ones continue from their last checkpoint, and MLflow keeps the same parent and child runs. MLflow writes
-an earlier driver kept because the tracking server was down at its end are sent first (a finished sweep too)."""
+"""`resnet-sweep resume NAME`: continue an interrupted sweep. MLflow is first brought up to date from the trials'
+records (what an earlier driver could not send, a finished sweep's too); then a fresh Ray Tune run, in the same
+experiment directory and MLflow parent run, trains the trials that have not finished or diverged, each from its
+own latest checkpoint. Finished trials never run again; their child runs are never duplicated."""
 from __future__ import annotations
 
 import argparse
@@ -15,61 +16,82 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orchestrator import state
+    import sys
+
+    from orchestrator import state, trial_record
     from orchestrator.cli import CliError
     from orchestrator.data_check import check_sweep_data
     from orchestrator.driver import check_not_running, drive
+    from orchestrator.mlflow_callback import RunSync
     from orchestrator.sweep import expand, sweep_from_dict
+    from resnet_core import yaml12
 
     record = state.load(args.name)
     check_not_running(args.name)
-    kept = sorted(state.sweep_dir(args.name).glob("mlflow-unsent-*.json"))  # see mlflow_callback.unsent_file
-    if record.effective_state() == "finished" and not kept:
+    finished = record.effective_state() == "finished"
+    if finished and not record.mlflow_behind:
         raise CliError(f"sweep {args.name!r} finished already; `resnet-sweep run {record.sweep_file}` "
                        "launches it again")
     if not tracking_reachable(record.tracking_uri, "resume"):  # before Ray starts or the record changes
         return 1
-    if kept:  # MLflow writes an earlier driver could not send: first, so the runs are complete before trials go on
-        from orchestrator.mlflow_callback import send_unsent
-
-        sent = send_unsent(args.name)
-        if record.effective_state() == "finished":
-            return 0 if sent else 1
-    from resnet_core import yaml12
-
     sweep = sweep_from_dict(yaml12.load(record.sweep_copy.read_text()))
     if sweep.search.kind == "optuna":
         raise CliError(f"sweep {args.name!r} searches with optuna: `resume` cannot continue a search (the "
                        f"sampler's study lives in the driver that stopped); its finished trials stay in MLflow, and "
                        f"`resnet-sweep run {record.sweep_file}` starts a new search")
+    trials = expand(sweep)
+    histories = {t.id: trial_record.read(trial_record.record_path(record.records, t.to_dict())) for t in trials}
+    sync = RunSync(record.tracking_uri, record.parent_run_id, record.records)
+    behind = sync.sync_all([t.to_dict() for t in trials if histories[t.id].state != "pending"])
+    if behind:
+        print("resnet-sweep resume: MLflow could not be brought up to date, nothing was started:\n"
+              + "".join(f"  {line}\n" for line in behind), file=sys.stderr, end="")
+        return 1
+    if finished:
+        sync.tracker.end_sweep(record.parent_run_id, "finished")
+        state.update(args.name, mlflow_behind=[])
+        print(f"MLflow is up to date with the trials' records of {args.name!r} (parent run {record.parent_run_id})")
+        return 0
+    state.update(args.name, mlflow_behind=[])
+    remaining = [t for t in trials if not histories[t.id].done]
     address = args.address or record.address
     on_cluster = bool(address or os.environ.get("RAY_ADDRESS"))
     if on_cluster:  # the data must be where the trials run: look there, before anything is reopened
         from orchestrator.tune_runner import init_ray
 
         init_ray(address, args.num_cpus)
-    check_sweep_data(sweep, expand(sweep), record.sweep_file, on_cluster)
+    check_sweep_data(sweep, remaining, record.sweep_file, on_cluster)
+    earlier = [{"config": {"trial": t.to_dict()}, "last_result": _last_result(histories[t.id]), "status": "TERMINATED"}
+               for t in trials if histories[t.id].done]
+    storage, _, experiment_dir = record.experiment_path.rstrip("/").rpartition("/")
 
     def tuner_factory():
-        from ray import tune
-
-        from orchestrator.mlflow_callback import MlflowSweepCallback, unsent_file
+        from orchestrator.mlflow_callback import MlflowSweepCallback
         from orchestrator.progress import ProgressCallback
-        from orchestrator.tracking import Tracker
-        from orchestrator.tune_runner import build_tuner, init_ray, restore_tuner, trial_resources
+        from orchestrator.tune_runner import build_tuner, init_ray, newest_tune_checkpoint, trial_resources
 
         init_ray(address, args.num_cpus)
         resources, note = trial_resources(sweep)
         if note:
             print(f"note: {note}")
-        Tracker(record.tracking_uri).reopen_sweep(record.parent_run_id)
-        if tune.Tuner.can_restore(record.experiment_path):
-            return restore_tuner(record.experiment_path, resources)
-        # Killed before Tune saved anything: start the same experiment afresh (same parent run, same trials).
-        callbacks = [MlflowSweepCallback(record.tracking_uri, record.parent_run_id,
-                                         str(unsent_file(sweep.name, record.parent_run_id))),
+        sync.tracker.reopen_sweep(record.parent_run_id)
+        restore_from = {}
+        if record.records_root:  # object storage: Tune's newest checkpoint of each trial, found by listing
+            restore_from = {t.id: uri for t in remaining
+                            if (uri := newest_tune_checkpoint(record.experiment_path, t.to_dict()))}
+        callbacks = [MlflowSweepCallback(record.tracking_uri, record.parent_run_id, record.records, sweep.name),
                      ProgressCallback(f"Sweep {sweep.name}")]
-        storage, _, experiment_dir = record.experiment_path.rstrip("/").rpartition("/")
-        return build_tuner(sweep, expand(sweep), resources, storage, experiment_dir, callbacks)
+        return build_tuner(sweep, remaining, resources, storage, experiment_dir, callbacks, restore_from)
 
-    return drive(record, tuner_factory, resume=True)
+    return drive(record, tuner_factory if remaining else None, resume=True, earlier=earlier)
+
+
+def _last_result(history) -> dict:
+    """A Tune-like last result of a trial done in an earlier launch, for the closing summary's row."""
+    last = dict(history.epochs[-1]) if history.epochs else {}
+    if history.state == "finished":
+        return {**last, "final": True}
+    if history.state == "stopped":
+        return last  # not final: stopped by the scheduler
+    return {**last, "state": history.state, "final": True,
+            **{k: history.end[k] for k in ("error", "diverged_at_iteration") if k in history.end}}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from datetime import datetime
+from typing import Any
 
 from orchestrator.commands._sweep_args import add_sweep_arguments, sweep_from_args
 
@@ -64,31 +65,67 @@ def run(args: argparse.Namespace) -> int:
         check_shared_storage(storage)
     check_sweep_data(sweep, trials or probe_trials(sweep), str(args.sweep), on_cluster)
     sweep_dict = sweep.to_dict()
-    parent = Tracker(tracking_uri).start_sweep(sweep.experiment_name, sweep.name, sweep_dict, len(trials),
-                                               tags=_code_tags())
     experiment_dir = f"{sweep.name}-{datetime.now():%Y%m%d-%H%M%S}"  # one Tune experiment per launch
+    experiment_path = f"{storage.rstrip('/')}/{experiment_dir}"
+    from orchestrator.tune_runner import shared_state_dir
+
+    # The trials' records: in the experiment directory when storage is a file system, else the driver keeps them.
+    records_root = "" if shared_state_dir(storage, experiment_dir) else str(state.sweep_dir(sweep.name) / experiment_dir)
+    parent = start_sweep_while_ray_starts(
+        lambda: Tracker(tracking_uri).start_sweep(sweep.experiment_name, sweep.name, sweep_dict, len(trials),
+                                                  tags=_code_tags()), args)
     record = state.SweepRecord(
         name=sweep.name, sweep_file=str(args.sweep), experiment=sweep.experiment_name, tracking_uri=tracking_uri,
-        parent_run_id=parent, storage_path=storage, experiment_path=f"{storage.rstrip('/')}/{experiment_dir}",
+        parent_run_id=parent, storage_path=storage, experiment_path=experiment_path,
         trials=[{"id": t.id, "name": t.name, "iterations": t.spec.optim.iterations} for t in trials],
         address=args.address, samples=sweep.search.num_samples if sweep.search.kind == "optuna" else None,
-        iterations_per_sample=sweep.base.optim.iterations)
+        iterations_per_sample=sweep.base.optim.iterations, records_root=records_root)
     state.save(record, sweep_dict)
 
     def tuner_factory():
-        from orchestrator.mlflow_callback import MlflowSweepCallback, unsent_file
+        from orchestrator.mlflow_callback import MlflowSweepCallback
         from orchestrator.progress import ProgressCallback
         from orchestrator.tune_runner import build_tuner, init_ray, trial_resources
 
-        init_ray(args.address, args.num_cpus)  # a no-op when joining a cluster: joined above
+        init_ray(args.address, args.num_cpus)  # a no-op once started above
         resources, note = trial_resources(sweep)
         if note:
             print(f"note: {note}")
-        callbacks = [MlflowSweepCallback(tracking_uri, parent, str(unsent_file(sweep.name, parent))),
+        callbacks = [MlflowSweepCallback(tracking_uri, parent, record.records, sweep.name),
                      ProgressCallback(f"Sweep {sweep.name}")]
         return build_tuner(sweep, trials, resources, storage, experiment_dir, callbacks)
 
     return drive(record, tuner_factory, resume=False)
+
+
+def start_sweep_while_ray_starts(start_sweep: Any, args: argparse.Namespace) -> str:
+    """Run `start_sweep()` (the MLflow parent run; on a new SQLite store MLflow's import and table creation take
+    seconds) on a thread while the local Ray starts here: start-up costs the longer of the two, not their sum
+    (bench/RESULTS.md). No trial starts before both are done; if MLflow fails, Ray is shut down again."""
+    import threading
+
+    from orchestrator.tune_runner import init_ray
+
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["run_id"] = start_sweep()
+        except BaseException as err:  # noqa: BLE001  raised again below, in the main thread
+            outcome["error"] = err
+
+    thread = threading.Thread(target=work, name="mlflow-parent-run")
+    thread.start()
+    try:
+        init_ray(args.address, args.num_cpus)
+    finally:
+        thread.join()
+    if "error" in outcome:
+        import ray
+
+        ray.shutdown()
+        raise outcome["error"]
+    return outcome["run_id"]
 
 
 def tracking_reachable(tracking_uri: str, command: str) -> bool:

@@ -1,13 +1,14 @@
-"""The MLflow tracking server down for a while mid-sweep (issue 7): training goes on, what the driver could not log
-waits in order and reaches the server when it is back, every epoch exactly once; the sweep does not crash; a
-server that is down at launch stops `run` at once with nothing started.
+"""The MLflow tracking server away for a while (issue 7): training goes on, the trials' records keep every epoch,
+and MLflow is brought up to date from them when the server answers again, every epoch exactly once: while the
+sweep runs, at its end, or by `resnet-sweep resume` after it; the sweep does not crash; a server that is down at
+launch stops `run` at once with nothing started.
 
 A real `mlflow server` (SQLite store in tmp, 127.0.0.1, a free port) is killed and started again on the same port
-and store. Its start takes ~5 s on a quiet machine and ~17 s on a busy 2-core one: the down time is that long.
+and store, or frozen with SIGSTOP. Its start takes ~5 s on a quiet machine and ~17 s on a busy 2-core one: the
+down time is that long.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -16,14 +17,14 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from orchestrator import state, tracking_outbox
-from orchestrator.mlflow_callback import model_cost, unsent_file
+from orchestrator import mlflow_callback, state, trial_record
+from orchestrator.mlflow_callback import MlflowSweepCallback, RunSync
 from orchestrator.sweep import expand, load_sweep
-from orchestrator.tracking import MISSING_STEPS, Tracker, quick_requests
-from orchestrator.tracking_outbox import End, Epoch, Outbox
+from orchestrator.tracking import Tracker, quick_requests, unreachable
 from tests.conftest import RESNET_SWEEP, resnet_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,97 +108,63 @@ def _steps(client, run_id: str, key: str = "train_loss") -> list[int]:
     return sorted(m.step for m in client.get_metric_history(run_id, key))
 
 
-def _epoch(step: int) -> Epoch:
-    return Epoch.of({"iteration": step, "train_loss": 1.0 / step, "train_error": 0.5, "test_error": 0.5,
-                     "lr": 0.1, "epoch": step // 8})
+def _epoch(step: int, done: bool = False) -> dict:
+    return trial_record.event("epoch", iteration=step, epoch=step // 8, train_loss=1.0 / step, train_error=0.5,
+                              test_error=0.25 if done else 0.5, lr=0.1, **({"done": True} if done else {}))
 
 
-@pytest.mark.slow  # two server starts: ~30-50 s on a busy 2-core machine
-def test_writes_wait_in_order_while_the_server_is_away_and_arrive_once(server, monkeypatch, capsys, tmp_path):
-    """The Outbox against a real server: killed (connection refused; what waits is kept in a file and sent by
-    `resnet-sweep resume` after the restart), then frozen (no answer)."""
-    monkeypatch.setattr(tracking_outbox, "MAX_PENDING_EPOCHS", 4)  # the bound, small enough to reach here
+@pytest.mark.slow  # a server start and a `resnet-sweep resume` process: ~20-40 s on a busy 2-core machine
+def test_a_server_that_comes_back_gets_every_epoch_exactly_once(server, monkeypatch, tmp_path):
+    """One trial's record against a real server: synced, then the server freezes (requests time out; it may
+    commit them later) while the trial records more epochs and finishes; the sweep's end cannot send them and says
+    so; `resnet-sweep resume` sends them once the server answers: every epoch once, the final state, no new run."""
+    monkeypatch.setenv("RESNET_SWEEPS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "1")  # a frozen server costs 1 s a request here
     if not server.running:
         server.start()
-    tracker, client = Tracker(server.uri), _client(server.uri)
+    client = _client(server.uri)
     sweep = load_sweep(ROOT / "sweeps" / "smoke.yaml")
-    trials = [t.to_dict() for t in expand(sweep)]
-    parent = tracker.start_sweep("outbox", sweep.name, sweep.to_dict(), len(trials), tags={})
-    outbox = Outbox(tracker, parent)
-    box = outbox.box(trials[0], lambda: model_cost(trials[0]["spec"]))
-    outbox.start(box)
-    for step in (8, 16):
-        outbox.put(box, _epoch(step))
-    assert outbox.flush() and box.run_id and not box.pending
+    info = expand(sweep)[0].to_dict()
+    parent = Tracker(server.uri).start_sweep("outage", sweep.name, sweep.to_dict(), 4, tags={})
+    root = tmp_path / "experiment"
+    record = trial_record.record_path(root, info)
+    trial_record.append(record, [trial_record.event("start", resumed_from_iteration=0, device="cpu")])
+    trial_record.append(record, [_epoch(8), _epoch(16)])
+    sync = RunSync(server.uri, parent, root)
+    sync.sync(info)
+    run_id = sync.runs[info["id"]].run_id
+    assert _steps(client, run_id) == [8, 16]
 
-    server.stop()  # a crash: the port refuses connections until the new server is up
-    waits = []
-    for step in range(24, 88, 8):  # 8 epochs while away; 4 kept: the first (its request may have reached the
-        outbox.put(box, _epoch(step))  # server) and the newest
-        began = time.monotonic()
-        assert outbox.flush() is False
-        waits.append(time.monotonic() - began)
-    outbox.put(box, _epoch(80))  # the same step again (a replayed result): queued once
-    outbox.put(box, End("finished", {"iteration": 80, "train_loss": 0.0125, "test_error": 0.25}))
-    assert max(waits) < 2.0, waits  # a refused connection costs Tune's loop milliseconds, not minutes
-    assert [w.step for w in box.pending if isinstance(w, Epoch)] == [24, 64, 72, 80]
-    assert box.dropped == [32, 40, 48, 56]
-    assert outbox.unsent() == [f"{trials[0]['name']} (run {box.run_id}): steps 24,32,40,48,56,64,72,80 "
-                               f"final state 'finished'"]
-    # The sweep ends now: it finishes, says what was not logged, and keeps it for `resume` (as the callback does).
-    monkeypatch.setattr(tracking_outbox, "FINAL_WAIT_S", 1.0)
-    assert outbox.flush_at_end() is False
-    monkeypatch.setenv("RESNET_SWEEPS_HOME", str(tmp_path / "home"))
-    kept = unsent_file(sweep.name, parent)
-    outbox.save(kept)
-    outbox.report_unsent(kept, sweep.name)
-    said = capsys.readouterr().err
-    assert f"tracking server {server.uri} could not be reached" in said and box.run_id in said
-    assert "steps 24,32,40,48,56,64,72,80 final state 'finished'" in said
-    assert f"kept in {kept}: `resnet-sweep resume smoke` sends them" in said
-    state.save(state.SweepRecord(name=sweep.name, sweep_file="smoke.yaml", experiment="outbox",
-                                 tracking_uri=server.uri, parent_run_id=parent, storage_path=str(tmp_path),
-                                 experiment_path=str(tmp_path / "tune"), trials=[], state="finished"))
-
-    restart = server.start()
-    resumed = resnet_sweep("resume", sweep.name, env={**os.environ}, timeout=120)  # a later process sends them
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert f"sent the MLflow writes kept in {kept}" in resumed.stdout and not kept.exists()
-    run = client.get_run(box.run_id)
-    assert _steps(client, box.run_id) == [8, 16, 24, 64, 72, 80]  # once each; the dropped ones named:
-    assert run.data.tags[MISSING_STEPS] == "32,40,48,56"
-    assert run.data.tags["resnet_sweeps.state"] == "finished" and run.info.status == "FINISHED"
-    assert run.data.metrics["final_test_error"] == 0.25
-    assert len(client.get_metric_history(box.run_id, "final_test_error")) == 1
-
-    # A server that takes requests but does not answer: the request times out (1 s here; a user's setting of
-    # MLflow's variable is kept), the server may still commit it later: sent again, it is not logged twice.
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "1")
-    outbox = Outbox(tracker, parent)
-    second = outbox.box(trials[1], lambda: model_cost(trials[1]["spec"]))
-    outbox.start(second)
-    outbox.put(second, _epoch(8))
-    assert outbox.flush()
+    trial_record.append(record, [_epoch(s) for s in (24, 32, 40)] + [_epoch(48, done=True)])
     server.signal(signal.SIGSTOP)
     try:
-        outbox.put(second, _epoch(16))
-        outbox.put(second, End("finished", {"iteration": 16, "train_loss": 0.5, "test_error": 0.5}))
-        began = time.monotonic()
-        assert outbox.flush() is False
-        frozen_wait = time.monotonic() - began
-        assert frozen_wait < 4.0, frozen_wait
-        assert outbox.flush() is False  # within the back-off after a slow failure: not even tried
-        assert time.monotonic() - began < 4.5
+        with pytest.raises(Exception) as caught:
+            sync.sync(info)
+        assert unreachable(caught.value), caught.value
+        behind = sync.sync_all([info])
+        assert behind and behind[0].startswith(f"{info['name']}: no answer from {server.uri}"), behind
     finally:
-        server.signal(signal.SIGCONT)
-    time.sleep(1.0)  # the server works through what it received while frozen
-    committed_meanwhile = _steps(client, second.run_id)
-    assert outbox.flush_at_end()
-    assert _steps(client, second.run_id) == [8, 16]
-    assert client.get_run(second.run_id).data.tags["resnet_sweeps.state"] == "finished"
-    assert len(client.get_metric_history(second.run_id, "final_test_error")) == 1
-    print(f"server restart {restart:.1f} s; refused write {max(waits) * 1000:.0f} ms; frozen server "
-          f"{frozen_wait:.1f} s; committed while frozen: {committed_meanwhile}")
+        server.signal(signal.SIGCONT)  # it works through what it received meanwhile, maybe committing some
+    state.save(state.SweepRecord(name=sweep.name, sweep_file="smoke.yaml", experiment="outage",
+                                 tracking_uri=server.uri, parent_run_id=parent, storage_path=str(tmp_path),
+                                 experiment_path=str(root), trials=[], state="finished", mlflow_behind=behind),
+               sweep.to_dict())
+    resumed = resnet_sweep("resume", sweep.name, env={**os.environ}, timeout=180)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "MLflow is up to date" in resumed.stdout and state.load(sweep.name).mlflow_behind == []
+
+    for _ in range(2):  # and syncing again changes nothing
+        runs = client.search_runs([client.get_run(parent).info.experiment_id],
+                                  filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")
+        assert [r.info.run_id for r in runs] == [run_id]  # found again, never a second run
+        for key in ("train_loss", "test_error", "lr"):
+            assert _steps(client, run_id, key) == [8, 16, 24, 32, 40, 48], key
+        assert len(client.get_metric_history(run_id, "final_test_error")) == 1
+        run = client.get_run(run_id)
+        assert run.data.tags["resnet_sweeps.state"] == "finished" and run.info.status == "FINISHED"
+        assert run.data.tags["resnet_sweeps.starts"] == "1" and run.data.metrics["final_test_error"] == 0.25
+        assert client.get_run(parent).info.status == "FINISHED"
+        RunSync(server.uri, parent, root).sync(info)
 
 
 DOWN_SWEEP = """
@@ -233,7 +200,7 @@ def test_sweep_survives_the_tracking_server_going_away(server, tmp_path):
         stopped, down_from = time.monotonic(), time.time() * 1000
         restart = server.start()
         down_until = time.time() * 1000
-        during = driver.poll() is None  # else the sweep's last flush (it waits up to FINAL_WAIT_S) sends it all
+        during = driver.poll() is None  # else the sweep's end (it tries for up to FINAL_WAIT_S) sends it all
         out, err = driver.communicate(timeout=300)
     finally:
         if driver.poll() is None:
@@ -252,14 +219,15 @@ def test_sweep_survives_the_tracking_server_going_away(server, tmp_path):
     waited = 0
     for run in runs:
         assert run.info.status == "FINISHED" and run.data.tags["resnet_sweeps.state"] == "finished"
-        assert MISSING_STEPS not in run.data.tags
+        record = next((tmp_path / "home").glob(f"ray_results/mlflow-down-*/{run.info.run_name}_*/metrics.jsonl"))
+        assert [e["iteration"] for e in trial_record.read(record).epochs] == list(range(2, 2 * EPOCHS + 1, 2))
         for key in ("train_loss", "test_error", "lr"):  # every epoch exactly once: step = iteration
             assert _steps(client, run.info.run_id, key) == list(range(2, 2 * EPOCHS + 1, 2)), (run.info.run_name, key)
-        # Metrics are stamped when the driver got them: these epochs ended while the server was away.
+        # Metrics are stamped when the trial recorded them: these epochs ended while the server was away.
         waited += sum(down_from < m.timestamp < down_until for m in client.get_metric_history(run.info.run_id,
                                                                                               "train_loss"))
     assert waited > 0  # training went on meanwhile, and what it reported reached the server afterwards
-    assert "could not be reached" not in err and "Traceback" not in err
+    assert "MLflow is behind" not in err and "Traceback" not in err
     print(f"sweep {elapsed:.1f} s; server away {restart:.1f} s from {stopped - began:.1f} s on "
           f"({logged_before} epochs logged before, {waited} epochs of the 2 trials sent late, "
           f"{'while the sweep ran' if during else 'by its last flush'})")
@@ -296,25 +264,27 @@ def test_run_fails_fast_when_the_server_is_not_there(tmp_path):
     assert "cannot reach the MLflow tracking server at http://alice:***@127.0.0.1" in result.stderr
     assert "s3cr3t" not in result.stdout + result.stderr
     assert not (tmp_path / "home").exists() and not list(tmp_path.iterdir())  # no record, no Ray results, no store
-    assert elapsed < 60  # the CLI's imports take a few seconds on a busy machine; MLflow's retries took minutes
     print(f"unreachable server: exit 1 in {elapsed:.1f} s")
 
 
-def test_callback_keeps_what_it_could_not_send_at_the_end(tmp_path, monkeypatch, capsys):
-    """The driver's callback with nothing listening: its hooks return at once, and at the experiment's end it
-    says what was not logged and keeps it in the sweep's state directory."""
-    from orchestrator.mlflow_callback import MlflowSweepCallback
-
+def test_sweep_end_with_the_server_away_says_what_is_behind(tmp_path, monkeypatch, capsys):
+    """The driver's callback with nothing listening: Tune's hooks only note the trial (a thread syncs), and at
+    the experiment's end it names the runs MLflow lacks and marks the sweep's state record, so `resume` knows
+    there is something to send; the trial's record keeps what Tune handed over."""
     monkeypatch.setenv("RESNET_SWEEPS_HOME", str(tmp_path))
-    monkeypatch.setattr(tracking_outbox, "FINAL_WAIT_S", 0.5)
+    monkeypatch.setattr(mlflow_callback, "FINAL_WAIT_S", 0.5)
     uri, parent = f"http://127.0.0.1:{_free_port()}", "0" * 32
-    callback = MlflowSweepCallback(uri, parent, str(unsent_file("gone", parent)))
-    began = time.monotonic()
+    state.save(state.SweepRecord(name="gone", sweep_file="gone.yaml", experiment="gone", tracking_uri=uri,
+                                 parent_run_id=parent, storage_path=str(tmp_path), experiment_path=str(tmp_path),
+                                 trials=[]))
+    info = {"id": "abc", "name": "resnet8-A-seed0", "spec": {}}
+    trial = SimpleNamespace(config={"trial": info}, status="TERMINATED")
+    callback = MlflowSweepCallback(uri, parent, str(tmp_path / "records"), "gone")
     callback.setup()
-    callback.on_experiment_end(trials=[])
-    assert time.monotonic() - began < 5
+    callback.on_trial_result(0, [trial], trial, {"record": [_epoch(8)]})  # as a trial on object storage sends it
+    callback.on_experiment_end(trials=[trial])
     said = capsys.readouterr().err
-    assert f"sweep parent run {parent}: state 'finished'" in said
-    assert "`resnet-sweep resume gone` sends them" in said
-    kept = json.loads(unsent_file("gone", parent).read_text())
-    assert kept["sweep_state"] == "finished" and kept["tracking_uri"] == uri and kept["runs"] == []
+    assert "MLflow is behind the trials' records for 2 runs" in said and "`resnet-sweep resume gone`" in said
+    behind = state.load("gone").mlflow_behind
+    assert behind[0].startswith(f"resnet8-A-seed0: no answer from {uri}") and parent in behind[1]
+    assert [e["iteration"] for e in trial_record.read(trial_record.record_path(tmp_path / "records", info)).epochs] == [8]

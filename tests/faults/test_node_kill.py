@@ -20,7 +20,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import RESNET_SWEEP
-from faults.test_trial_kill import EPOCHS, PER_EPOCH, check_resumed_from, kill_sweep
+from faults.test_trial_kill import EPOCHS, PER_EPOCH, check_resumed_from, epochs_reported, kill_sweep
 from loopback_cluster import RAY_PORT, can_make_namespaces
 from resnet_core.checkpoint import load_checkpoint
 
@@ -47,10 +47,6 @@ def trial_on_worker(cluster) -> Path | None:
             if found is not None:
                 return found
     return None
-
-
-def epochs_reported(history: Path) -> int:
-    return len(history.read_text().splitlines()) if history.is_file() else 0
 
 
 def test_killed_worker_node_trial_resumes_on_the_head(cluster):

@@ -35,19 +35,4 @@ def test_tune_experiment_state_does_not_carry_the_password():
     pickled state must not hold the tracking server's password."""
     from orchestrator.mlflow_callback import MlflowSweepCallback
 
-    assert b"s3cr3t" not in pickle.dumps(MlflowSweepCallback(SECRET_URI, "0" * 32))
-
-
-def test_resume_takes_the_password_from_the_local_state_record(tmp_path, monkeypatch):
-    """`resume` unpickles the callback from tuner.pkl: the full URI comes back from this machine's record."""
-    from orchestrator.mlflow_callback import MlflowSweepCallback
-
-    monkeypatch.setenv("RESNET_SWEEPS_HOME", str(tmp_path))
-    record = state.SweepRecord(name="secret", sweep_file="s.yaml", experiment="secret", tracking_uri=SECRET_URI,
-                               parent_run_id="1" * 32, storage_path=str(tmp_path), experiment_path=str(tmp_path),
-                               trials=[], state="running")
-    state.save(record, {"name": "secret"})
-    restored = pickle.loads(pickle.dumps(MlflowSweepCallback(SECRET_URI, "1" * 32)))
-    assert restored.tracking_uri == SECRET_URI
-    stranger = pickle.loads(pickle.dumps(MlflowSweepCallback(SECRET_URI, "2" * 32)))  # no record: stays redacted
-    assert stranger.tracking_uri == redact_uri(SECRET_URI)
+    assert b"s3cr3t" not in pickle.dumps(MlflowSweepCallback(SECRET_URI, "0" * 32, "/records", "secret"))

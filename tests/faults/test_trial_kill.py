@@ -3,8 +3,8 @@ MLflow child run records the second start and the checkpoint it resumed from, an
 epoch exactly once.
 
 Real processes throughout: the installed `resnet-sweep run` drives a local Ray of 2 CPUs with two tiny trials on
-synthetic data; the test watches the victim's metrics.jsonl (the trainable appends one line per epoch, just
-before it reports) and, once an epoch has been reported and the next one is under way, SIGKILLs the Ray worker
+synthetic data; the test watches the victim's record, metrics.jsonl (the trainable appends one line per epoch,
+just before it reports) and, once an epoch has been reported and the next one is under way, SIGKILLs the Ray worker
 process running that trial. The process is found by what identifies it and nothing else on a shared machine: a
 `ray::` process title, our RESNET_SWEEPS_HOME in its environment, and Tune's per-trial working directory as its cwd.
 """
@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import RESNET_SWEEP
+from orchestrator import trial_record
 from resnet_core.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow
@@ -75,7 +76,8 @@ def trial_process(home: Path, trial_dir: str) -> int | None:
 
 
 def epochs_reported(history: Path) -> int:
-    return len(history.read_text().splitlines()) if history.is_file() else 0
+    """Epochs in the trial's record (its start events aside)."""
+    return len(trial_record.read(history).epochs)
 
 
 def client(tmp_path: Path):
