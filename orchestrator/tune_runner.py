@@ -151,9 +151,9 @@ def environment() -> dict[str, str]:
         device = torch.cuda.get_device_name(0)
     import ray
 
-    return {"device": device, "torch": torch.__version__, "cuda": str(torch.version.cuda),
-            "host": platform.node(), "node_id": ray.get_runtime_context().get_node_id(),
-            "workers": str(Shard.current().world)}
+    node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None  # None: a trial outside Ray
+    return {"device": device, "torch": torch.__version__, "cuda": str(torch.version.cuda), "host": platform.node(),
+            **({"node_id": node} if node else {}), "workers": str(Shard.current().world)}
 
 
 def trial_name(trial: Any) -> str:

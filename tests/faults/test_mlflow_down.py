@@ -278,7 +278,7 @@ def test_sweep_end_with_the_server_away_says_what_is_behind(tmp_path, monkeypatc
                                  parent_run_id=parent, storage_path=str(tmp_path), experiment_path=str(tmp_path),
                                  trials=[]))
     info = {"id": "abc", "name": "resnet8-A-seed0", "spec": {}}
-    trial = SimpleNamespace(config={"trial": info}, status="TERMINATED")
+    trial = SimpleNamespace(config={"trial": info}, status="TERMINATED", last_result={"final": True})
     callback = MlflowSweepCallback(uri, parent, str(tmp_path / "records"), "gone")
     callback.setup()
     callback.on_trial_result(0, [trial], trial, {"record": [_epoch(8)]})  # as a trial on object storage sends it
