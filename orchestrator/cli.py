@@ -7,26 +7,23 @@ time.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
+from orchestrator.commands import models, plan, report, resume, run, status, submit, train
+from orchestrator.errors import CliError
 from resnet_core.specio import SpecError
 
 # (command, module under orchestrator.commands, one-line help)
-COMMANDS: list[tuple[str, str, str]] = [  # in PRODUCT.md's order: the sweep's life, then single pieces
-    ("run", "run", "launch a sweep on Ray Tune (local Ray unless a cluster is given), tracked in MLflow"),
-    ("plan", "plan", "print a sweep's trials, their cost and an estimated GPU time; start nothing"),
-    ("resume", "resume", "continue an interrupted sweep; finished trials are not re-run"),
-    ("status", "status", "sweeps and their trials: state, progress, latest metrics (starts no Ray)"),
-    ("report", "report", "rebuild the papers' tables and figures from a sweep's MLflow runs (md, csv, tex, png)"),
-    ("submit", "submit", "run a sweep on a Ray cluster as a Ray Job; prints the job id and how to follow it"),
-    ("train", "train", "train one trial in this process (no Ray, no MLflow): --set KEY=VALUE, --json"),
-    ("models", "models", "architectures with params and multiply-adds beside the papers' figures"),
+COMMANDS: list[tuple[str, object, str]] = [  # in PRODUCT.md's order: the sweep's life, then single pieces
+    ("run", run, "launch a sweep on Ray Tune (local Ray unless a cluster is given), tracked in MLflow"),
+    ("plan", plan, "print a sweep's trials, their cost and an estimated GPU time; start nothing"),
+    ("resume", resume, "continue an interrupted sweep; finished trials are not re-run"),
+    ("status", status, "sweeps and their trials: state, progress, latest metrics (starts no Ray)"),
+    ("report", report, "rebuild the papers' tables and figures from a sweep's MLflow runs (md, csv, tex, png)"),
+    ("submit", submit, "run a sweep on a Ray cluster as a Ray Job; prints the job id and how to follow it"),
+    ("train", train, "train one trial in this process (no Ray, no MLflow): --set KEY=VALUE, --json"),
+    ("models", models, "architectures with params and multiply-adds beside the papers' figures"),
 ]
-
-
-class CliError(Exception):
-    """Bad command-line input that is not a spec error (a missing file, an unknown sweep); exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,8 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="resnet-sweep", description="Re-run the ResNet and ResNeXt papers' experiments as sweeps: Ray Tune "
         "schedules the trials, MLflow records them, `report` rebuilds the papers' tables and figures.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, module_name, help_text in COMMANDS:
-        module = importlib.import_module(f"orchestrator.commands.{module_name}")
+    for name, module, help_text in COMMANDS:
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(sub)
         sub.set_defaults(handler=module.run)

@@ -1,4 +1,5 @@
-"""The names MLflow runs are written and read by: the contract between the tracking writer and the report reader.
+"""The names runs are written and read by: the contract between the tracking writer, the report reader and the
+sweep files that name reports.
 
 One parent run per launch (ROLE "sweep", SWEEP = the sweep's name) and one nested child run per trial (ROLE
 "trial", TRIAL_ID = the trial's stable id, PARENT = the parent's run id), the trial's flattened spec as params,
@@ -19,3 +20,5 @@ LAYER_RESPONSES = "layer_responses.json"  # Figure 7: {"layers": [names], "std":
 # e.g. a finer training curve) is a metric logged at those steps.
 NOT_METRICS = ("event", "time_ms", "iteration", "epochs", "done", "layer_response_std", "layer_response_names")
 START_TAGS = ("device", "torch", "cuda", "host", "node_id", "workers", "resumed_from_iteration")  # TAG + each
+# The reports `report:` may name and `resnet-sweep report` builds (orchestrator/report: tables, then figures).
+REPORT_NAMES = ("table6", "table1", "table2", "table3", "resnext", "fig6", "fig7")

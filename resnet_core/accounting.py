@@ -14,7 +14,7 @@ from torch import nn
 
 from resnet_core.layout import net_layout
 from resnet_core.model import build_model
-from resnet_core.spec import ModelSpec
+from resnet_core.spec import ModelSpec, TrialSpec
 
 
 @dataclass(frozen=True)
@@ -66,3 +66,10 @@ def model_cost(spec: ModelSpec, num_classes: int, image_size: int | None = None)
         model = build_model(spec, num_classes)
     names = tuple(name for name, _ in model.response_layers())
     return ModelCost(count_params(model), count_macs(model, size), size, names)
+
+
+def trial_cost(spec: TrialSpec) -> ModelCost:
+    """Cost of a trial's network at its data's image size (a synthetic set may set its own; real sets are the
+    layout's native 32 or 224)."""
+    data = spec.data
+    return model_cost(spec.model, data.classes, data.image_size if data.dataset == "synthetic" else None)

@@ -290,18 +290,3 @@ def download_cifar(dataset: str, root: Path) -> None:
         raise DatasetError(root, f"torchvision could not download {dataset}: {err}",
                            "a reachable download (data.download needs internet), or a copy of the data set "
                            "placed under data.root, or `data.dataset: synthetic`") from err
-
-
-def load_trial_data(spec: DataSpec, image_size: int, batch_size: int, eval_batch_size: int, seed: int,
-                    device: torch.device, memory_format: torch.memory_format, shard: Shard = Shard()) -> TrialData:
-    """The trial's batches: ImageNet folders through a DataLoader, anything else as tensors on `device`.
-
-    `image_size` is the model's input size (32 or 224); synthetic data takes it unless data.image_size is set.
-    `batch_size` is the global batch; under data parallelism this rank gets its `shard` of each.
-    """
-    if spec.dataset == "imagenet":
-        from resnet_core.imagenet import folder_trial_data  # torchvision's folders and transforms only here
-
-        return folder_trial_data(spec, batch_size, eval_batch_size, seed, device, memory_format, shard)
-    dataset = load_tensor_dataset(spec, image_size)
-    return tensor_trial_data(dataset, spec, batch_size, eval_batch_size, seed, device, memory_format, shard)

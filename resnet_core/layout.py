@@ -5,12 +5,19 @@ Pure data, no torch: the spec validates itself with it, `plan` can reason about 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from resnet_core.specio import SpecError
 
-if TYPE_CHECKING:
-    from resnet_core.spec import ModelSpec
+
+class ModelShape(Protocol):
+    """What the layout reads of a ModelSpec (resnet_core.spec, which validates itself with this module)."""
+
+    family: str
+    depth: int
+    n: int | None
+    cardinality: int
+    width: int
 
 # ResNet Table 1: blocks per stage conv2_x..conv5_x. 200 is the pre-activation paper's.
 IMAGENET_BLOCKS: dict[int, tuple[int, int, int, int]] = {
@@ -71,7 +78,7 @@ def _depths(family: str) -> str:
     return ", ".join(map(str, depths))
 
 
-def net_layout(spec: "ModelSpec") -> NetLayout:
+def net_layout(spec: ModelShape) -> NetLayout:
     """The stage table for a resolved spec (STYLE.md 2: data the builder walks, no hidden counters)."""
     if spec.family == "cifar":  # Sec. 4.2: 16/32/64 filters on 32/16/8 maps, 2n layers each
         stages = tuple(StageLayout(w, w, spec.n, s) for w, s in ((16, 1), (32, 2), (64, 2)))

@@ -23,10 +23,11 @@ import torch
 from torch import nn
 
 from resnet_core.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
-from resnet_core.data import EvalBatches, load_trial_data
+from resnet_core.data import EvalBatches
 from resnet_core.distributed import Shard
 from resnet_core.errors import Picklable
 from resnet_core.layout import net_layout
+from resnet_core.loading import load_trial_data
 from resnet_core.model import ResNet, build_model
 from resnet_core.responses import layer_response_std
 from resnet_core.runtime import Runtime, resolve_runtime

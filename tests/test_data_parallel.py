@@ -13,8 +13,8 @@ import pytest
 import torch
 import yaml
 
-from orchestrator import trial_record
-from orchestrator.sweep import SweepSpec, expand, sweep_from_dict
+from orchestrator.records import trial_record
+from orchestrator.specs.sweep import SweepSpec, expand, sweep_from_dict
 from resnet_core.augment import fit_normalizer
 from resnet_core.data import TensorSplit, TensorTrainBatches
 from resnet_core.distributed import Shard

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import trial_record
+from orchestrator.records import trial_record
 from tests.conftest import RESNET_SWEEP, resnet_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,8 +35,8 @@ def _project_exceptions() -> set[type]:
 
 
 def _examples() -> dict[type, BaseException]:
-    from orchestrator.cli import CliError
-    from orchestrator.tracking import TrackingUnreachable
+    from orchestrator.errors import CliError
+    from orchestrator.tracking.server import TrackingUnreachable
     from resnet_core.checkpoint import CheckpointWriteError
     from resnet_core.data import DatasetError
     from resnet_core.spec import TrialSpec

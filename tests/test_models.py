@@ -3,7 +3,7 @@ import pytest
 import torch
 import torchvision
 
-from orchestrator.architectures import ARCHITECTURES
+from resnet_core.architectures import ARCHITECTURES
 from resnet_core.accounting import count_params, model_cost
 from resnet_core.model import LayerResponse, ZeroPadShortcut, build_model
 from resnet_core.spec import ModelSpec

@@ -88,7 +88,7 @@ def _planned_sweep(client, root) -> None:
     """A launch of two planned trials, one of which has not started (no child run yet): its sweep.yaml says so."""
     import yaml
 
-    from orchestrator.sweep import expand, sweep_from_dict
+    from orchestrator.specs.sweep import expand, sweep_from_dict
 
     sweep = sweep_from_dict({"name": "planned", "base": {"model": {"family": "cifar"}, "optim": {"iterations": 400}},
                              "grid": {"model.depth": [20, 32]}, "report": ["table6"]})
@@ -102,7 +102,7 @@ def _planned_sweep(client, root) -> None:
 
 
 def test_planned_trials_without_a_run_are_missing_cells(store):
-    from orchestrator.architectures import paper_values
+    from orchestrator.report.paper import paper_values
     from orchestrator.report.tables import table6
 
     uri, _ = store
@@ -177,7 +177,7 @@ def test_unknown_sweep_lists_known_experiments(store, tmp_path, capsys):
 
 def test_report_finds_the_store_that_run_recorded(store, tmp_path, monkeypatch, capsys):
     """Without --tracking-uri, `report NAME` reads the store `resnet-sweep run` recorded for NAME."""
-    from orchestrator import state
+    from orchestrator.records import state
 
     uri, parent_id = store
     monkeypatch.setenv("RESNET_SWEEPS_HOME", str(tmp_path / "home"))

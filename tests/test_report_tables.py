@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from orchestrator.architectures import paper_values
+from orchestrator.report.paper import paper_values
 from orchestrator.report.aggregate import Config, Summary, final_test_error, group_rows
 from orchestrator.report.formats import latex_escape, to_csv, to_latex, to_markdown
 from orchestrator.report.rows import Point, Row, parse_report_list

@@ -1,10 +1,10 @@
-"""What a trial asks Ray for (tune_runner.trial_resources), against a real local Ray of 2 CPUs and no GPU."""
+"""What a trial asks Ray for (running/resources.py: trial_resources), against a real local Ray of 2 CPUs and no GPU."""
 from __future__ import annotations
 
 import pytest
 
-from orchestrator import tune_runner
-from orchestrator.sweep import sweep_from_dict
+from orchestrator.running import resources as ray_resources
+from orchestrator.specs.sweep import sweep_from_dict
 
 BASE = {"model": {"family": "cifar", "depth": 8}, "data": {"dataset": "synthetic"},
         "optim": {"batch_size": 8, "iterations": 8}}
@@ -20,7 +20,7 @@ def local_ray():
 
 
 def resources(**given):
-    return tune_runner.trial_resources(sweep_from_dict({"name": "r", "base": BASE, "resources": given}))
+    return ray_resources.trial_resources(sweep_from_dict({"name": "r", "base": BASE, "resources": given}))
 
 
 def test_gpu_trials_run_on_the_cpu_of_a_local_ray_without_gpus(local_ray):
@@ -30,7 +30,7 @@ def test_gpu_trials_run_on_the_cpu_of_a_local_ray_without_gpus(local_ray):
 
 
 def test_a_cluster_keeps_the_gpu_request_for_its_autoscaler(local_ray, monkeypatch):
-    monkeypatch.setattr(tune_runner, "_joined_cluster", True)  # as init_ray records after joining an address
+    monkeypatch.setattr(ray_resources, "_joined_cluster", True)  # as init_ray records after joining an address
     asked, note = resources(gpu=0.25)
     assert asked.gpu == 0.25 and "trials wait for GPU nodes" in note
     default, _ = resources()
@@ -40,6 +40,6 @@ def test_a_cluster_keeps_the_gpu_request_for_its_autoscaler(local_ray, monkeypat
 def test_data_parallel_trials_run_as_many_at_once_as_fit(local_ray):
     pair, _ = resources(cpu=1, workers=2)
     assert (pair.cpu, pair.workers, pair.max_concurrent) == (1, 2, 1)  # Ray Train holds the 2 CPUs per trial
-    explicit = tune_runner.trial_resources(sweep_from_dict({"name": "r", "base": BASE, "max_concurrent": 3,
+    explicit = ray_resources.trial_resources(sweep_from_dict({"name": "r", "base": BASE, "max_concurrent": 3,
                                                             "resources": {"workers": 2}}))[0]
     assert explicit.max_concurrent == 3

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.sweep import load_sweep, probe_trials
+from orchestrator.specs.sweep import load_sweep, probe_trials
 from resnet_core.specio import SpecError
 from tests.conftest import resnet_sweep
 
@@ -95,7 +95,7 @@ def test_optuna_search_with_asha_records_stopped_trials(tmp_path, monkeypatch):
     assert report.returncode == 0, report.stderr
     assert f"{len(stopped)} stopped" in (tmp_path / "reports" / "searched" / "report.md").read_text()
 
-    from orchestrator import state
+    from orchestrator.records import state
 
     monkeypatch.setenv("RESNET_SWEEPS_HOME", env["RESNET_SWEEPS_HOME"])
     state.update("searched", state="interrupted")  # as a driver killed mid-search leaves it

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from orchestrator.cli import main
-from orchestrator.sweep import apply_sets, expand, load_sweep, probe_trials, sweep_from_dict
+from orchestrator.specs.sweep import apply_sets, expand, load_sweep, probe_trials, sweep_from_dict
 from resnet_core import yaml12
 from resnet_core.specio import SpecError
 

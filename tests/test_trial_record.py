@@ -1,8 +1,8 @@
-"""A trial's record (orchestrator/trial_record.py): what it says after starts, epochs, crashes and kills."""
+"""A trial's record (orchestrator/records/trial_record.py): what it says after starts, epochs, crashes and kills."""
 from __future__ import annotations
 
-from orchestrator import trial_record
-from orchestrator.trial_record import append, event, read, record_path
+from orchestrator.records import trial_record
+from orchestrator.records.trial_record import append, event, read, record_path
 
 INFO = {"id": "0123456789ab", "name": "resnet8-A-seed0"}
 
@@ -37,7 +37,7 @@ def test_a_line_torn_by_a_kill_costs_only_itself(tmp_path):
 def test_resume_finds_the_newest_tune_checkpoint_on_storage(tmp_path):
     """On object storage `resume` hands each trial Tune's newest checkpoint (listed through pyarrow, here on a
     local path; Ray Train's for a data-parallel trial)."""
-    from orchestrator.tune_runner import newest_tune_checkpoint
+    from orchestrator.running.tune_runner import newest_tune_checkpoint
 
     trial = tmp_path / trial_record.trial_dirname(INFO)
     assert newest_tune_checkpoint(str(tmp_path), INFO) is None

@@ -1,0 +1,1 @@
+"""The `resnet-sweep` commands: argparse and printing only; each calls the layers below."""

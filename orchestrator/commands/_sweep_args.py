@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from orchestrator.sweep import SweepSpec, load_sweep
+from orchestrator.specs.sweep import SweepSpec, load_sweep
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:

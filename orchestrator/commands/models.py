@@ -4,8 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from orchestrator.architectures import ARCHITECTURES, paper_figures
-from orchestrator.cli import CliError
+from orchestrator.report.paper import paper_figures
+from resnet_core.architectures import ARCHITECTURES
+from orchestrator.errors import CliError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

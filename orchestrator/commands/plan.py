@@ -6,7 +6,7 @@ import argparse
 import json
 
 from orchestrator.commands._sweep_args import add_sweep_arguments, sweep_from_args
-from orchestrator.cli import CliError
+from orchestrator.errors import CliError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orchestrator.plan import Throughput, human_seconds, plan_sweep
+    from orchestrator.specs.plan import Throughput, human_seconds, plan_sweep
 
     if args.throughput is not None and args.throughput <= 0:
         raise CliError(f"--throughput: got {args.throughput}, expected a positive number of images/s")
@@ -68,6 +68,6 @@ def run(args: argparse.Namespace) -> int:
 def _device(sweep) -> str:
     import torch
 
-    from orchestrator.plan import estimate_device
+    from orchestrator.specs.plan import estimate_device
 
     return estimate_device(sweep, torch.cuda.is_available())

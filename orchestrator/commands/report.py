@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from orchestrator.cli import CliError
+from orchestrator.errors import CliError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,11 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orchestrator import state
-    from orchestrator.architectures import paper_values
+    from orchestrator.records import state
+    from orchestrator.report.paper import paper_values
     from orchestrator.report.build import REPORTS, build_report, log_report, unfinished
     from orchestrator.report.rows import known_sweeps, read_sweep
-    from orchestrator.tracking import redact_uri
+    from orchestrator.tracking.uris import redact_uri
 
     state.check_name(args.name)  # it names ./reports/NAME and goes into an MLflow filter
     if args.only:
@@ -61,8 +61,8 @@ def _tracking_uri(args: argparse.Namespace) -> str:
         return args.tracking_uri
     import os
 
-    from orchestrator import state
-    from orchestrator.tracking import default_tracking_uri
+    from orchestrator.records import state
+    from orchestrator.tracking.uris import default_tracking_uri
 
     if state.record_path(args.name).is_file():
         return state.load(args.name).tracking_uri

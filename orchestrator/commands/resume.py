@@ -18,12 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from orchestrator import state, trial_record
-    from orchestrator.cli import CliError
-    from orchestrator.data_check import check_sweep_data
-    from orchestrator.driver import check_not_running, drive
-    from orchestrator.mlflow_callback import RunSync
-    from orchestrator.sweep import expand, sweep_from_dict
+    from orchestrator.records import state, trial_record
+    from orchestrator.errors import CliError
+    from orchestrator.running.data_check import check_sweep_data
+    from orchestrator.running.driver import check_not_running, drive
+    from orchestrator.tracking.sync import RunSync
+    from orchestrator.specs.sweep import expand, sweep_from_dict
     from resnet_core import yaml12
 
     record = state.load(args.name)
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     address = args.address or record.address
     on_cluster = bool(address or os.environ.get("RAY_ADDRESS"))
     if on_cluster:  # the data must be where the trials run: look there, before anything is reopened
-        from orchestrator.tune_runner import init_ray
+        from orchestrator.running.resources import init_ray
 
         init_ray(address, args.num_cpus)
     check_sweep_data(sweep, remaining, record.sweep_file, on_cluster)
@@ -66,9 +66,10 @@ def run(args: argparse.Namespace) -> int:
     storage, _, experiment_dir = record.experiment_path.rstrip("/").rpartition("/")
 
     def tuner_factory():
-        from orchestrator.mlflow_callback import MlflowSweepCallback
-        from orchestrator.progress import ProgressCallback
-        from orchestrator.tune_runner import build_tuner, init_ray, newest_tune_checkpoint, trial_resources
+        from orchestrator.running.mlflow_callback import MlflowSweepCallback
+        from orchestrator.running.progress import ProgressCallback
+        from orchestrator.running.resources import init_ray, trial_resources
+        from orchestrator.running.tune_runner import build_tuner, newest_tune_checkpoint
 
         init_ray(address, args.num_cpus)
         resources, note = trial_resources(sweep)

@@ -29,16 +29,17 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     sweep = sweep_from_args(args)  # validates every trial: bad input exits 2 before anything starts
-    from orchestrator.sweep import expand, probe_trials
+    from orchestrator.specs.sweep import expand, probe_trials
 
     trials = expand(sweep)
     from pathlib import Path
 
-    from orchestrator import state
-    from orchestrator.cli import CliError
-    from orchestrator.data_check import check_sweep_data
-    from orchestrator.driver import check_not_running, drive
-    from orchestrator.tracking import Tracker, default_tracking_uri
+    from orchestrator.records import state
+    from orchestrator.errors import CliError
+    from orchestrator.running.data_check import check_sweep_data
+    from orchestrator.running.driver import check_not_running, drive
+    from orchestrator.tracking.uris import default_tracking_uri
+    from orchestrator.tracking.writer import Tracker
 
     check_not_running(sweep.name)
     try:
@@ -56,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
         storage = str(Path(storage).expanduser().resolve())
     on_cluster = bool(args.address or os.environ.get("RAY_ADDRESS"))
     if on_cluster:
-        from orchestrator.cluster import check_shared_storage
-        from orchestrator.tune_runner import init_ray
+        from orchestrator.running.cluster import check_shared_storage
+        from orchestrator.running.resources import init_ray
 
         # Join the cluster before recording anything: storage some node cannot see, or data missing where the
         # trials run, is refused with nothing begun.
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     sweep_dict = sweep.to_dict()
     experiment_dir = f"{sweep.name}-{datetime.now():%Y%m%d-%H%M%S}"  # one Tune experiment per launch
     experiment_path = f"{storage.rstrip('/')}/{experiment_dir}"
-    from orchestrator.tune_runner import shared_state_dir
+    from orchestrator.running.tune_runner import shared_state_dir
 
     # The trials' records: in the experiment directory when storage is a file system, else the driver keeps them.
     records_root = "" if shared_state_dir(storage, experiment_dir) else str(state.sweep_dir(sweep.name) / experiment_dir)
@@ -83,9 +84,10 @@ def run(args: argparse.Namespace) -> int:
     state.save(record, sweep_dict)
 
     def tuner_factory():
-        from orchestrator.mlflow_callback import MlflowSweepCallback
-        from orchestrator.progress import ProgressCallback
-        from orchestrator.tune_runner import build_tuner, init_ray, trial_resources
+        from orchestrator.running.mlflow_callback import MlflowSweepCallback
+        from orchestrator.running.progress import ProgressCallback
+        from orchestrator.running.resources import init_ray, trial_resources
+        from orchestrator.running.tune_runner import build_tuner
 
         init_ray(args.address, args.num_cpus)  # a no-op once started above
         resources, note = trial_resources(sweep)
@@ -104,7 +106,7 @@ def start_sweep_while_ray_starts(start_sweep: Any, args: argparse.Namespace) -> 
     (bench/RESULTS.md). No trial starts before both are done; if MLflow fails, Ray is shut down again."""
     import threading
 
-    from orchestrator.tune_runner import init_ray
+    from orchestrator.running.resources import init_ray
 
     outcome: dict[str, Any] = {}
 
@@ -132,10 +134,10 @@ def tracking_reachable(tracking_uri: str, command: str) -> bool:
     """False (with the reason on stderr) when the tracking server does not answer within seconds."""
     import sys
 
-    from orchestrator.tracking import Tracker, TrackingUnreachable
+    from orchestrator.tracking.server import TrackingUnreachable, check_reachable
 
     try:
-        Tracker(tracking_uri).check_reachable()
+        check_reachable(tracking_uri)
     except TrackingUnreachable as err:
         print(f"resnet-sweep {command}: {err}; nothing was started (start the server, or pass another "
               f"--tracking-uri)", file=sys.stderr)

@@ -7,7 +7,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from orchestrator.tracking import redact_uri
+from orchestrator.tracking.uris import redact_uri
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def sweep_rows() -> list[dict[str, Any]]:
-    from orchestrator import state
+    from orchestrator.records import state
 
     return [{"name": r.name, "state": r.effective_state(), "trials": len(r.trials), "created": r.created,
              "experiment": r.experiment, "tracking_uri": redact_uri(r.tracking_uri),
@@ -25,7 +25,7 @@ def sweep_rows() -> list[dict[str, Any]]:
 
 def submitted_rows() -> list[dict[str, Any]]:
     """Sweeps sent to Ray clusters by `submit`, with their Ray job's state as the cluster reports it now."""
-    from orchestrator.jobs import job_error, job_status, submissions
+    from orchestrator.running.jobs import job_error, job_status, submissions
 
     rows = []
     for s in submissions():
@@ -38,9 +38,10 @@ def submitted_rows() -> list[dict[str, Any]]:
 
 def trial_rows(name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The sweep's summary and one row per trial; trials MLflow has not heard of yet are pending."""
-    from orchestrator import state
-    from orchestrator.progress import last_line
-    from orchestrator.tracking import ERROR, LAST_STEP, STATE, TRIAL_ID, Tracker
+    from orchestrator.records import state
+    from orchestrator.running.progress import last_line
+    from orchestrator.contract import ERROR, LAST_STEP, STATE, TRIAL_ID
+    from orchestrator.tracking.writer import Tracker
 
     record = state.load(name)
     sweep_state = record.effective_state()
@@ -111,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(rows + [{"kind": "ray_job", **r} for r in submitted], indent=2))
             return 0
         if not rows and not submitted:
-            from orchestrator import state
+            from orchestrator.records import state
 
             console.print(f"no sweeps under {state.home()} yet: `resnet-sweep run sweeps/smoke.yaml` starts one")
             return 0
@@ -139,8 +140,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**summary, "trials": rows}, indent=2))
         return 0
-    from orchestrator.progress import render
-    from orchestrator.tracking import ui_command
+    from orchestrator.running.progress import render
+    from orchestrator.tracking.uris import ui_command
 
     counts: dict[str, int] = {}
     for r in rows:
@@ -158,8 +159,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _has_local_record(name: str) -> bool:
-    from orchestrator import state
-    from orchestrator.cli import CliError
+    from orchestrator.records import state
+    from orchestrator.errors import CliError
 
     try:
         state.load(name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from orchestrator.cli import CliError
+from orchestrator.errors import CliError
 from orchestrator.commands._sweep_args import add_sweep_arguments, sweep_from_args
 
 
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.address.startswith(("http://", "https://")):
         raise CliError(f"--address {args.address!r}: expected the Ray Jobs URL, http://HEAD:8265")
     refuse_password(args.tracking_uri)
-    from orchestrator.jobs import follow, submit
+    from orchestrator.running.jobs import follow, submit
 
     try:
         submission = submit(sweep, args.address, args.tracking_uri, args.storage)
@@ -47,7 +47,7 @@ def refuse_password(tracking_uri: str) -> None:
     (dashboard, `ray job list`), and into the job's logs: a password in it would leak there."""
     from urllib.parse import urlparse
 
-    from orchestrator.tracking import redact_uri
+    from orchestrator.tracking.uris import redact_uri
 
     if urlparse(tracking_uri).password is not None:
         raise CliError(f"--tracking-uri {redact_uri(tracking_uri)}: a password in the URI would be stored in the "

@@ -16,7 +16,7 @@ from orchestrator.report.formats import FORMATS, to_markdown
 from orchestrator.report.rows import STATES, SweepRuns
 from orchestrator.report.tables import TABLES, degradation, fillable
 
-REPORTS = tuple(TABLES) + tuple(FIGURES)  # table6, table1, table2, table3, resnext, fig6, fig7
+REPORTS = tuple(TABLES) + tuple(FIGURES)  # table6, table1, table2, table3, resnext, fig6, fig7  # == contract.REPORT_NAMES
 ARTIFACT_DIR = "report"  # folder on the parent run that holds the files
 
 

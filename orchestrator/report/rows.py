@@ -158,7 +158,7 @@ def _planned(sweep_file: dict[str, Any] | None, children: list[Any]) -> list[Row
     missing rather than not run. Nothing when the sweep file is absent or this version cannot read it."""
     if sweep_file is None:
         return []
-    from orchestrator.sweep import expand, sweep_from_dict
+    from orchestrator.specs.sweep import expand, sweep_from_dict
     from resnet_core.specio import flatten
 
     try:

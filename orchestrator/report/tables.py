@@ -1,6 +1,6 @@
 """The papers' tables rebuilt from grouped trials, each measured cell beside the paper's value and the difference.
 
-Pure functions: Rows (and the paper's values, orchestrator/paper_values.yaml) in, `Table` out; `formats` writes
+Pure functions: Rows (and the paper's values, orchestrator/report/paper_values.yaml) in, `Table` out; `formats` writes
 it. Errors come in as fractions and go out in percent, like the papers. A row the paper lists but no trial
 finished is kept and marked missing; reference rows (other methods in the paper's table) carry only the paper's
 value. Synthetic data stands in for the dataset a paper table uses, with a note saying the numbers do not compare.

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from conftest import resnet_sweep
 from orchestrator.cli import main
-from orchestrator.sweep import load_sweep, sweep_from_dict
+from orchestrator.specs.sweep import load_sweep, sweep_from_dict
 from resnet_core.spec import TrialSpec
 from resnet_core.specio import SpecError
 

@@ -21,10 +21,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from orchestrator import mlflow_callback, state, trial_record
-from orchestrator.mlflow_callback import MlflowSweepCallback, RunSync
-from orchestrator.sweep import expand, load_sweep
-from orchestrator.tracking import Tracker, quick_requests, unreachable
+from orchestrator.running import mlflow_callback
+from orchestrator.records import state, trial_record
+from orchestrator.running.mlflow_callback import MlflowSweepCallback
+from orchestrator.tracking.sync import RunSync
+from orchestrator.specs.sweep import expand, load_sweep
+from orchestrator.tracking.server import quick_requests, unreachable
+from orchestrator.tracking.writer import Tracker
 from tests.conftest import RESNET_SWEEP, resnet_sweep
 
 ROOT = Path(__file__).resolve().parents[2]

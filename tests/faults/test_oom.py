@@ -10,7 +10,7 @@ import textwrap
 SCRIPT = textwrap.dedent('''
     import resource
     import torch
-    from orchestrator.tune_runner import run_trial
+    from orchestrator.running.trainable import run_trial
 
     spec = {"model": {"family": "cifar", "depth": 8},
             "data": {"dataset": "synthetic", "synthetic_train": 4096, "synthetic_test": 64, "augment": False},

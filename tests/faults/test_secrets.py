@@ -4,9 +4,9 @@ import pickle
 
 import pytest
 
-from orchestrator import state
+from orchestrator.records import state
 from orchestrator.cli import main
-from orchestrator.tracking import redact_uri, ui_command
+from orchestrator.tracking.uris import redact_uri, ui_command
 
 SECRET_URI = "https://alice:s3cr3t-t0ken@mlflow.example.org:5000"
 
@@ -33,6 +33,6 @@ def test_tune_experiment_state_does_not_carry_the_password():
     """Tune pickles its run config, callbacks included, into tuner.pkl in the experiment directory on the
     sweep's storage (an S3 bucket on a cluster, readable by whoever reads the checkpoints): the callback's
     pickled state must not hold the tracking server's password."""
-    from orchestrator.mlflow_callback import MlflowSweepCallback
+    from orchestrator.running.mlflow_callback import MlflowSweepCallback
 
     assert b"s3cr3t" not in pickle.dumps(MlflowSweepCallback(SECRET_URI, "0" * 32, "/records", "secret"))

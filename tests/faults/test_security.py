@@ -138,7 +138,7 @@ def test_name_arguments_cannot_be_paths(argv, tmp_path, monkeypatch, capsys):
 def test_trial_names_from_string_grid_values_have_no_path_separators(tmp_path):
     """A grid over a path-valued key (data.root) puts the value in the trial name, which names the trial's
     directory (tune_runner.trial_dirname): it must not contain '/'."""
-    from orchestrator.sweep import expand, load_sweep
+    from orchestrator.specs.sweep import expand, load_sweep
 
     path = tmp_path / "sweep.yaml"
     path.write_text(SWEEP + "grid:\n  data.root: ['../../../../outside', '/etc/x']\n")
@@ -153,7 +153,7 @@ def test_mlflow_ui_command_relies_on_a_loopback_default(tmp_path):
     host (MLFLOW_HOST unset) must be 127.0.0.1, since the UI has no authentication."""
     from mlflow.cli import cli
 
-    from orchestrator.tracking import ui_command
+    from orchestrator.tracking.uris import ui_command
 
     command = ui_command(f"sqlite:///{tmp_path / 'mlruns.db'}")
     assert command.startswith("mlflow ui ") and "--host" not in command
@@ -179,7 +179,7 @@ def test_deploy_and_test_cluster_bind_dashboard_and_mlflow_to_loopback():
 
 LOCAL_RAY = """
 import json
-from orchestrator.tune_runner import init_ray
+from orchestrator.running.resources import init_ray
 import ray
 init_ray(None, num_cpus=1)
 info = ray._private.worker.global_worker.node.address_info

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import RESNET_SWEEP
-from orchestrator import trial_record
+from orchestrator.records import trial_record
 from resnet_core.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from orchestrator.sweep import SweepSpec, Trial, expand, probe_trials
+from orchestrator.specs.sweep import SweepSpec, Trial, expand, probe_trials
 from resnet_core.schedule import steps_per_epoch
 from resnet_core.spec import DataSpec, ModelSpec
 
@@ -181,9 +181,11 @@ def _cost(model: ModelSpec, num_classes: int, image_size: int | None) -> tuple[i
 
 
 def plan_trial(index: int, trial: Trial, throughput: Throughput) -> TrialPlan:
+    from resnet_core.accounting import trial_cost  # cached per frozen spec
+
     spec = trial.spec
-    size = spec.data.image_size if spec.data.dataset == "synthetic" else None
-    params, macs, image_size = _cost(spec.model, spec.data.classes, size)
+    cost = trial_cost(spec)
+    params, macs, image_size = cost.params, cost.macs, cost.image_size
     train_images, test_images = split_sizes(spec.data)
     images = spec.optim.iterations * spec.optim.batch_size
     epochs = spec.optim.iterations / steps_per_epoch(train_images, spec.optim.batch_size)

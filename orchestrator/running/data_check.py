@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.sweep import SweepSpec, Trial, origin_of
+from orchestrator.specs.sweep import SweepSpec, Trial, origin_of
 from resnet_core.data import DatasetError
 from resnet_core.specio import SpecError, to_dict
 
@@ -45,7 +45,7 @@ def _check_on_nodes(trial: Trial, sweep: SweepSpec) -> None:
     from ray.exceptions import RayTaskError
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from orchestrator.cluster import alive_nodes
+    from orchestrator.running.cluster import alive_nodes
 
     needs_gpu = bool(sweep.resources.worker_gpu)
     nodes = [n for n in alive_nodes() if n["Resources"].get("CPU", 0) > 0

@@ -3,95 +3,27 @@
 experiment = the sweep's `experiment` or `name`; one parent run per launch (tags resnet_sweeps.role=sweep,
 resnet_sweeps.sweep=NAME); one child run per trial, found again by its tag resnet_sweeps.trial_id under the
 parent, so a resumed sweep never opens a duplicate. A child run is a view of the trial's record
-(orchestrator/trial_record.py), brought up to date by `Tracker.sync_trial`: epochs as metrics with step =
-iteration, stamped with the time the trial recorded them, so sending one again adds nothing. A tracking server
-that cannot be reached is an `unreachable` error; `quick_requests` makes MLflow's HTTP client give up on one within
-seconds instead of minutes, and the record waits meanwhile.
+(orchestrator/records/trial_record.py), brought up to date by `Tracker.sync_trial`: epochs as metrics with step =
+iteration, stamped with the time the trial recorded them, so sending one again adds nothing. How long to wait for
+the server, and what its silence means: orchestrator/tracking/server.py.
 """
 from __future__ import annotations
 
 import json
 import logging
-import os
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, Callable, NamedTuple
 from urllib.parse import urlparse
 
 import yaml
 
 from orchestrator.contract import (DIVERGED_AT, ERROR, FINAL, LAST_ERROR, LAST_STEP, LAYER_RESPONSES, NOT_METRICS,
                                    PARENT, ROLE, START_TAGS, STARTS, STATE, SWEEP, TAG, TRIAL_ID)
+from orchestrator.tracking.server import quick_requests, unreachable, why_unreachable
+from orchestrator.tracking.uris import redact_uri
 from resnet_core.specio import flatten
 
 EPOCHS_PER_BATCH = 50  # MLflow takes up to 1000 metrics per log_batch
-
-
-def default_tracking_uri() -> str:
-    """A SQLite store in the working directory: `mlflow ui --backend-store-uri sqlite:///mlruns.db` shows it."""
-    return f"sqlite:///{Path.cwd() / 'mlruns.db'}"
-
-
-def redact_uri(uri: str) -> str:
-    """The URI with any password in it replaced by ***, for everything printed (http://u:TOKEN@host -> u:***)."""
-    parts = urlparse(uri)
-    if parts.password is None:
-        return uri
-    host = parts.netloc.rsplit("@", 1)[1]
-    return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
-
-
-def ui_command(tracking_uri: str) -> str:
-    shown = redact_uri(tracking_uri)
-    if tracking_uri.startswith(("http://", "https://")):
-        return f"open {shown} in a browser"
-    return f"mlflow ui --backend-store-uri {shown}"
-
-
-# MLflow's HTTP client retries a failed request 7 times with exponential backoff (about 4 minutes) and waits up
-# to 120 s for each answer: right for a script, wrong for a driver that should notice a dead server and try again
-# later from the records (or end a sweep in seconds). Inside `quick_requests` a request gives up at once when
-# refused and after 5 s without an answer (a log_batch takes ~10-100 ms on a busy 2-core machine). No retries by
-# MLflow: it retries POSTs too after a read timeout, and a create_run the server did receive would make a second
-# run (our next sync looks for the run first). A value the user set for one of these variables is kept.
-QUICK_REQUESTS = {
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",             # seconds per connect and per read
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0",
-    "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER": "false",  # a 503 with Retry-After: 600 must not stall the sweep
-    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",   # no "View run at" line per trial inside the live table
-}
-
-
-@contextmanager
-def quick_requests() -> Iterator[None]:
-    """MLflow HTTP requests made inside give up within seconds (see QUICK_REQUESTS); MLflow reads these variables
-    on every request, so the settings end with the block. Used where the driver must not wait on the server."""
-    added = {k: v for k, v in QUICK_REQUESTS.items() if k not in os.environ}
-    os.environ.update(added)
-    try:
-        yield
-    finally:
-        for key in added:
-            os.environ.pop(key, None)
-
-
-def unreachable(err: BaseException) -> bool:
-    """True when `err` says the tracking server did not answer (refused, timed out, 5xx after retries): worth
-    trying again later. False for answers that will not change (a 4xx such as a bad parameter or no permission)."""
-    import requests
-    from mlflow.exceptions import MlflowException, RestException
-
-    if isinstance(err, RestException):
-        return err.get_http_status_code() >= 500
-    if isinstance(err, MlflowException):  # rest_utils wraps connection errors and exhausted retries this way
-        return str(err.message).startswith("API request to")
-    return isinstance(err, (requests.exceptions.RequestException, ConnectionError, TimeoutError))
-
-
-class TrackingUnreachable(RuntimeError):
-    """The tracking server did not answer; the message names the (redacted) URI and the cause."""
 
 
 class TrialRun(NamedTuple):
@@ -125,19 +57,6 @@ class Tracker:
 
             self._client = MlflowClient(tracking_uri=self.tracking_uri)
         return self._client
-
-    def check_reachable(self) -> None:
-        """Raise TrackingUnreachable within seconds when an http(s) tracking server does not answer (a local
-        SQLite store is created on first use and needs no check)."""
-        if not self.tracking_uri.startswith(("http://", "https://")):
-            return
-        try:
-            with quick_requests():
-                self.client.search_experiments(max_results=1)
-        except Exception as err:  # noqa: BLE001  any failure here means no sweep can be recorded
-            verb = "cannot reach" if unreachable(err) else "cannot use"  # e.g. a 403 for a wrong token
-            raise TrackingUnreachable(f"{verb} the MLflow tracking server at {redact_uri(self.tracking_uri)}"
-                                      f": {why_unreachable(err, self.tracking_uri)}") from err
 
     # -- sweep (parent) -------------------------------------------------------------------------------------
 
@@ -315,24 +234,6 @@ def _tags(history: Any) -> dict[str, str]:
 
 def _trial_params(trial: dict[str, Any], model_cost: dict[str, int]) -> dict[str, Any]:
     return {**flatten(trial["spec"]), **{f"model.{k}": v for k, v in model_cost.items()}}
-
-
-def why_unreachable(err: BaseException, tracking_uri: str) -> str:
-    """A short cause for a message ("[Errno 111] Connection refused", "timed out"), the URI's password never in it:
-    MLflow's own message repeats the full request URL and urllib3's retry chatter."""
-    import re
-
-    text = str(getattr(err, "message", None) or err)
-    errno = re.search(r"\[Errno -?\d+\] [^'\")]+", text)
-    if errno:
-        text = errno.group(0)
-    elif "timed out" in text.lower() or "timeout" in text.lower():
-        limit = os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", QUICK_REQUESTS["MLFLOW_HTTP_REQUEST_TIMEOUT"])
-        text = f"no answer within {limit} s"
-    else:
-        text = (text.strip().splitlines() or [type(err).__name__])[0][:300]
-    password = urlparse(tracking_uri).password
-    return text.replace(password, "***") if password else text
 
 
 def _number(value: Any) -> bool:

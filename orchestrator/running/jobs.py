@@ -20,8 +20,8 @@ import yaml
 
 import orchestrator
 import resnet_core
-from orchestrator import state
-from orchestrator.sweep import SweepSpec
+from orchestrator.records import state
+from orchestrator.specs.sweep import SweepSpec
 
 _PACKAGES = (Path(resnet_core.__file__).parent, Path(orchestrator.__file__).parent)
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")

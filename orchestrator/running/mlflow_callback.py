@@ -1,69 +1,31 @@
 """Ray Tune -> MLflow, from the driver: each trial's nested child run kept up to date with the trial's record.
 
 Ray's MLflowLoggerCallback neither nests runs nor survives a driver restart. Here each Tune trial carries our stable
-trial id in its config, and its child run is a view of its record (orchestrator/trial_record.py), brought up to date
-by one idempotent operation, `RunSync.sync` (Tracker.sync_trial): this callback calls it on a background thread
-whenever Tune says something about a trial, the sweep's end calls it for every trial, and `resume` before anything
-runs. A tracking server that is slow or away therefore never stalls Tune's event loop, nothing waits in memory
-(the record keeps every epoch), and what the sweep's end could not send, `resume` sends.
+trial id in its config, and its child run is a view of its record (orchestrator/records/trial_record.py), brought
+up to date by the one idempotent operation of orchestrator/tracking/sync.py, on a background thread whenever Tune
+says something about a trial and for every trial at the sweep's end. A tracking server that is slow or away
+therefore never stalls Tune's event loop, nothing waits in memory (the record keeps every epoch), and what the
+sweep's end could not send, `resume` sends.
 """
 from __future__ import annotations
 
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 
-from orchestrator import trial_record
-from orchestrator.tracking import Tracker, TrialRun, quick_requests, redact_uri, unreachable, why_unreachable
+from orchestrator.records import trial_record
+from orchestrator.running import interrupt
+from orchestrator.running.progress import trial_state
+from orchestrator.tracking.sync import RunSync
+from orchestrator.tracking.uris import redact_uri
+from orchestrator.tracking.server import quick_requests, unreachable
 
 FINAL_WAIT_S = 30.0   # at the sweep's end, how long syncs keep trying: a server restarting right then
                       # (`mlflow server` takes 5-25 s to start on a 2-core machine)
 MAX_BACKOFF_S = 30.0  # after failed syncs the next try waits twice as long as the last wait, 1 s to this
-
-
-class RunSync:
-    """The child runs of one launch (parent run), brought up to date from the trials' records under `root`."""
-
-    def __init__(self, tracking_uri: str, parent_run_id: str, root: str | Path):
-        self.tracker, self.parent_run_id, self.root = Tracker(tracking_uri), parent_run_id, Path(root)
-        self.runs: dict[str, TrialRun] = {}  # what the server has, as far as this process knows
-
-    def sync(self, info: dict[str, Any]) -> None:
-        """Bring trial `info`'s run up to date; raises what MLflow raised. After a failure the run is read back
-        from the server first: a request whose answer was lost may have been committed."""
-        history = trial_record.read(trial_record.record_path(self.root, info))
-        try:
-            with quick_requests():
-                self.runs[info["id"]] = self.tracker.sync_trial(self.parent_run_id, info, history,
-                                                                self.runs.get(info["id"]),
-                                                                lambda: model_cost(info["spec"]))
-        except Exception:
-            self.runs.pop(info["id"], None)
-            raise
-
-    def sync_all(self, infos: list[dict[str, Any]], wait_s: float = 0.0) -> list[str]:
-        """Sync every trial, trying again for up to `wait_s` while some fail; a line for each one still behind."""
-        deadline, behind, why = time.monotonic() + wait_s, {i["id"]: i for i in infos}, {}
-        while True:
-            for trial_id, info in list(behind.items()):
-                try:
-                    self.sync(info)
-                    del behind[trial_id]
-                except Exception as err:  # noqa: BLE001  the record keeps it: said at the end, sent later
-                    why[trial_id] = self.why(err)
-            if not behind or time.monotonic() >= deadline:
-                return [f"{info['name']}: {why[trial_id]}" for trial_id, info in behind.items()]
-            time.sleep(1.0)
-
-    def why(self, err: BaseException) -> str:
-        if unreachable(err):
-            return f"no answer from {redact_uri(self.tracker.tracking_uri)} " \
-                   f"({why_unreachable(err, self.tracker.tracking_uri)})"
-        return f"refused: {type(err).__name__}: {(str(err).splitlines() or [''])[0][:300]}"
 
 
 class MlflowSweepCallback(Callback):
@@ -112,9 +74,6 @@ class MlflowSweepCallback(Callback):
         self._note(trial, *(result.get("record") or []))  # events come this way only from object storage
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        from orchestrator import interrupt
-        from orchestrator.progress import trial_state
-
         # Ended before its last iteration by the scheduler (ASHA): an outcome only the driver sees. Not after
         # Ctrl-C, whose stopped trials `resume` continues.
         stopped = trial_state(trial) == "stopped" and not interrupt.requested()
@@ -153,9 +112,6 @@ class MlflowSweepCallback(Callback):
             self._wake.notify()
         if self._thread is not None:
             self._thread.join()  # at most one request's time-out
-        from orchestrator import interrupt
-        from orchestrator.progress import trial_state
-
         behind = self._sync.sync_all(list(self._infos.values()), FINAL_WAIT_S)
         states = {trial_state(t) for t in trials}
         sweep_state = "interrupted" if interrupt.requested() else "failed" if "failed" in states \
@@ -166,7 +122,7 @@ class MlflowSweepCallback(Callback):
         except Exception as err:  # noqa: BLE001
             behind.append(f"sweep parent run {self.parent_run_id} (state {sweep_state}): {self._sync.why(err)}")
         if behind:
-            from orchestrator import state
+            from orchestrator.records import state
 
             if state.record_path(self.sweep_name).is_file():  # `resume` then knows there is something to send
                 state.update(self.sweep_name, mlflow_behind=behind)
@@ -186,14 +142,3 @@ def _error(trial: Any) -> str:
         return Path(trial.error_file).read_text()[-4000:]
     except (OSError, TypeError):
         return "unknown error (see the Ray Tune trial directory)"
-
-
-def model_cost(spec: dict[str, Any]) -> dict[str, int]:
-    """`model.params` and `model.macs` params: counted on the built model (resnet_core.accounting, cached)."""
-    from resnet_core.accounting import model_cost as cost
-    from resnet_core.spec import TrialSpec
-
-    trial = TrialSpec.from_dict(spec)
-    counted = cost(trial.model, trial.data.classes, trial.data.image_size if trial.data.dataset == "synthetic"
-                   else None)
-    return {"params": counted.params, "macs": counted.macs}

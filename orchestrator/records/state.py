@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
-from orchestrator.cli import CliError
+from orchestrator.errors import CliError
 
 State = Literal["running", "finished", "failed", "interrupted"]
 
@@ -61,7 +61,7 @@ class SweepRecord:
     @property
     def records(self) -> str:
         """The root of the trials' records: the Tune experiment directory on file-system storage, else a folder
-        of this state directory that the driver writes (see orchestrator/trial_record.py)."""
+        of this state directory that the driver writes (see orchestrator/records/trial_record.py)."""
         return self.records_root or self.experiment_path
 
     def effective_state(self) -> State:
@@ -92,9 +92,9 @@ def _not_zombie(pid: int) -> bool:
 def check_name(name: str) -> str:
     """A sweep name given on the command line (`status/resume/report NAME`) follows the rule of a sweep file's
     `name:`, so it cannot reach outside the state directory (`../x`) nor into an MLflow search filter (quotes)."""
-    from orchestrator.sweep import _NAME
+    from orchestrator.specs.sweep import NAME_PATTERN
 
-    if not _NAME.match(name):
+    if not NAME_PATTERN.match(name):
         raise CliError(f"NAME {name!r}: expected a sweep name of letters, digits, '-', '_' or '.' (its `name:`), "
                        "not a path")
     return name

@@ -14,8 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from orchestrator.trial_record import trial_dirname
-from orchestrator.tune_runner import TrialResources, run_trial
+from orchestrator.records.trial_record import trial_dirname
+from orchestrator.running.resources import TrialResources
+from orchestrator.running.trainable import run_trial
 
 TRAIN_RUN_NAME = "train"  # Ray Train's run directory inside the Tune trial's directory
 

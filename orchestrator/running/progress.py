@@ -103,7 +103,7 @@ class ProgressCallback(Callback):
             return
         if self._console is None:
             return
-        from orchestrator import interrupt
+        from orchestrator.running import interrupt
 
         shown = ("finished", "diverged", "failed") + (() if interrupt.requested() else ("stopped",))
         for r in rows:

@@ -1,12 +1,10 @@
-"""Named architectures: rows of a table (STYLE.md 1), each a ModelSpec and the dataset it is meant for."""
+"""Named architectures: rows of a table (STYLE.md 1), each a ModelSpec and the dataset it is meant for.
+
+The papers' own figures for them (params, multiply-adds, errors) are in orchestrator/report/paper_values.yaml,
+beside the tables they are compared in."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
-from typing import Any
-
-import yaml
 
 from resnet_core.spec import ModelSpec
 
@@ -39,14 +37,3 @@ ARCHITECTURES: dict[str, Architecture] = {
                                                                            cardinality=c, width=w), "cifar10", 10)
        for c, w in ((8, 64), (16, 64), (32, 4))},
 }
-
-
-@cache
-def paper_values() -> dict[str, Any]:
-    """orchestrator/paper_values.yaml: every number the papers print that the project compares against."""
-    text = resources.files("orchestrator").joinpath("paper_values.yaml").read_text()
-    return yaml.safe_load(text)
-
-
-def paper_figures(name: str) -> dict[str, Any]:
-    return paper_values()["architectures"].get(name, {})

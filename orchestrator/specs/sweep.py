@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
-from orchestrator.yamlsource import YamlSource
+from orchestrator.contract import REPORT_NAMES
+from orchestrator.specs.yamlsource import YamlSource
 from resnet_core.spec import TrialSpec
 from resnet_core.specio import (SpecError, check_key_path, flatten, from_dict, parse_set_item, set_path,
                                 to_dict)
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # a sweep's name: MLflow experiment, state directory
 # Trials one sweep may expand to: every trial is built (and planned) up front, so a grid of 10 keys x 10 values
 # (10^10 combinations) must be refused before expansion, not expanded until memory runs out.
 MAX_TRIALS = 10_000
@@ -236,7 +237,7 @@ def sweep_from_dict(data: Mapping[str, Any], source: YamlSource | None = None) -
     if unknown:
         raise fail(str(unknown[0]), data[unknown[0]], f"one of the keys {', '.join(_TOP_KEYS)}")
     name = data.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise fail("name", name, "a sweep name of letters, digits, '-', '_' or '.' (it names the MLflow "
                    "experiment and the state directory)")
     experiment = data.get("experiment")
@@ -304,11 +305,9 @@ def sweep_from_dict(data: Mapping[str, Any], source: YamlSource | None = None) -
         report = [report]
     if not isinstance(report, list) or any(not isinstance(r, str) or not r for r in report):
         raise fail("report", report, "a list of report names (e.g. [table6, fig6, fig7])")
-    from orchestrator.report.build import REPORTS  # pure modules; plotting imports matplotlib only when called
-
     for i, report_name in enumerate(report):
-        if report_name not in REPORTS:
-            raise fail(f"report[{i}]", report_name, f"one of {', '.join(REPORTS)}")
+        if report_name not in REPORT_NAMES:
+            raise fail(f"report[{i}]", report_name, f"one of {', '.join(REPORT_NAMES)}")
 
     sweep = SweepSpec(name=name, base=base, experiment=experiment, description=description, grid=grid,
                       overrides=overrides, seeds=tuple(seeds), max_concurrent=max_concurrent,

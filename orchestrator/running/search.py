@@ -13,7 +13,7 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
-from orchestrator.sweep import Dimension, SweepSpec, sample_trial
+from orchestrator.specs.sweep import Dimension, SweepSpec, sample_trial
 
 
 def distribution(dimension: Dimension) -> Any:

@@ -11,7 +11,7 @@ import os
 import uuid
 from pathlib import Path
 
-from orchestrator.cli import CliError
+from orchestrator.errors import CliError
 
 # Storage schemes pyarrow's file systems reach from every node by design.
 REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "abfs://", "hdfs://")

@@ -9,9 +9,11 @@ import os
 import time
 from typing import Any
 
-from orchestrator import interrupt, state
-from orchestrator.cli import CliError
-from orchestrator.tracking import Tracker, ui_command
+from orchestrator.errors import CliError
+from orchestrator.records import state
+from orchestrator.running import interrupt
+from orchestrator.tracking.uris import ui_command
+from orchestrator.tracking.writer import Tracker
 
 
 def check_not_running(name: str) -> None:
@@ -72,7 +74,7 @@ def _rows(record: state.SweepRecord, results: Any, earlier: list[dict]) -> list[
     """One summary row per trial of the sweep, in its order; trials Tune never started are pending."""
     from types import SimpleNamespace
 
-    from orchestrator.progress import trial_row
+    from orchestrator.running.progress import trial_row
 
     by_id = {row["id"]: row for row in (trial_row(SimpleNamespace(**t)) for t in earlier)}
     for result in results:
@@ -91,7 +93,7 @@ def _rows(record: state.SweepRecord, results: Any, earlier: list[dict]) -> list[
 
 def _summary(console: Any, record: state.SweepRecord, rows: list[dict], counts: dict[str, int], elapsed: float,
              resume: bool) -> None:
-    from orchestrator.progress import last_line, render
+    from orchestrator.running.progress import last_line, render
 
     console.print(render(rows, f"Sweep {record.name}: {', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}"
                                f" in {elapsed:.1f} s{' (resumed)' if resume else ''}"))
