@@ -1,5 +1,5 @@
 """`resnet-sweep status [NAME]`: the sweeps this state directory knows, or one sweep's trials (state,
-progress, latest metrics), read from the state record and MLflow; never starts Ray."""
+progress, latest metrics), read from the state record, the trials' records and MLflow; never starts Ray."""
 from __future__ import annotations
 
 import argparse
@@ -37,10 +37,11 @@ def submitted_rows() -> list[dict[str, Any]]:
 
 
 def trial_rows(name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The sweep's summary and one row per trial; trials MLflow has not heard of yet are pending."""
-    from orchestrator.records import state
-    from orchestrator.running.progress import last_line
+    """The sweep's summary and one row per trial: from the trial's record where this machine sees it (MLflow may
+    lag it, or be away), else from its MLflow run; trials neither has heard of are pending."""
     from orchestrator.contract import ERROR, LAST_STEP, STATE, TRIAL_ID
+    from orchestrator.records import state, trial_record
+    from orchestrator.running.progress import last_line
     from orchestrator.tracking.writer import Tracker
 
     record = state.load(name)
@@ -59,19 +60,23 @@ def trial_rows(name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     for trial in [*record.trials, *sampled, *to_come]:
         run = runs.get(trial["id"])
         tags, metrics = (run.data.tags, run.data.metrics) if run else ({}, {})
-        trial_state = tags.get(STATE, "pending")
+        trial_state, iteration, error = tags.get(STATE, "pending"), int(tags.get(LAST_STEP, 0)), tags.get(ERROR)
+        history = trial_record.read(trial_record.record_path(record.records, trial))
+        if history.state != "pending":
+            trial_state, iteration, error = history.state, history.last_iteration, history.end.get("error")
+            metrics = history.epochs[-1] if history.epochs else {}
         if trial_state == "running" and sweep_state != "running":
             trial_state = "interrupted"
         rows.append({"name": trial["name"], "id": trial["id"], "state": trial_state,
-                     "iteration": max(int(tags.get(LAST_STEP, 0)), 0), "iterations": trial["iterations"],
+                     "iteration": max(iteration, 0), "iterations": trial["iterations"],
                      "train_error": metrics.get("train_error"), "test_error": metrics.get("test_error"),
                      "images_per_sec": metrics.get("images_per_sec"),
-                     "error": last_line(tags.get(ERROR)) if trial_state in ("failed", "diverged") else None,
+                     "error": last_line(error) if trial_state in ("failed", "diverged") else None,
                      "run_id": run.info.run_id if run else None})
     summary = {"name": record.name, "state": sweep_state, "experiment": record.experiment,
                "tracking_uri": redact_uri(record.tracking_uri), "parent_run_id": record.parent_run_id,
                "experiment_path": record.experiment_path, "created": record.created,
-               **sweep_progress(rows, record.created, sweep_state)}
+               "mlflow_behind": record.mlflow_behind, **sweep_progress(rows, record.created, sweep_state)}
     return summary, rows
 
 
@@ -152,6 +157,9 @@ def run(args: argparse.Namespace) -> int:
     for r in rows:
         if r["error"]:
             console.print(f"{r['state']}: {r['name']}: {r['error']}", highlight=False, soft_wrap=True)
+    if summary["mlflow_behind"]:
+        console.print(f"MLflow is behind the trials' records for {len(summary['mlflow_behind'])} runs: "
+                      f"resnet-sweep resume {summary['name']}  sends the rest", highlight=False)
     if summary["state"] == "interrupted":
         console.print(f"continue it:  resnet-sweep resume {summary['name']}", highlight=False)
     console.print(f"compare the runs:  {ui_command(summary['tracking_uri'])}", highlight=False, soft_wrap=True)
