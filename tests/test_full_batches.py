@@ -3,7 +3,7 @@ divide leaves a different tail out each epoch, epochs count full batches, and re
 import torch
 
 from resnet_core.checkpoint import load_checkpoint
-from resnet_core.data import load_trial_data
+from resnet_core.loading import load_trial_data
 from resnet_core.spec import TrialSpec
 from resnet_core.specio import set_path
 from resnet_core.train import train
