@@ -76,7 +76,8 @@ class MlflowSweepCallback(Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         # Ended before its last iteration by the scheduler (ASHA): an outcome only the driver sees. Not after
         # Ctrl-C, whose stopped trials `resume` continues.
-        stopped = trial_state(trial) == "stopped" and not interrupt.requested()
+        last = trial.last_result or {}  # Tune has not marked the trial TERMINATED yet when it calls this
+        stopped = not last.get("final") and last.get("state") not in ("diverged", "failed") and not interrupt.requested()
         self._note(trial, *([trial_record.event("stopped")] if stopped else []))
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
