@@ -24,7 +24,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/resnet-sweep run sweeps/smoke.yaml
 	$(BIN)/resnet-sweep report smoke
-	@echo "browse the runs: $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db  (http://127.0.0.1:5000)"
+	@echo "start MLflow's UI with $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db and open the links above"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -110,3 +110,17 @@ def fused_sgd_supported(device: torch.device) -> bool:
         return True
     except (RuntimeError, TypeError, ValueError):
         return False
+
+
+def device_metrics(device: torch.device) -> dict[str, float]:
+    """Per-epoch GPU figures for the trial's curves: peak memory allocated since the last call (GiB; the peak is
+    reset for the next epoch) and the GPU's utilisation now (percent, when NVML can say). Nothing on a CPU."""
+    if device.type != "cuda":
+        return {}
+    out = {"gpu_peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30}
+    torch.cuda.reset_peak_memory_stats(device)
+    try:
+        out["gpu_utilization"] = float(torch.cuda.utilization(device))
+    except Exception:  # noqa: BLE001  no NVML (pynvml) here: memory alone
+        pass
+    return out

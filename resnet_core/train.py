@@ -30,7 +30,7 @@ from resnet_core.layout import net_layout
 from resnet_core.loading import load_trial_data
 from resnet_core.model import ResNet, build_model
 from resnet_core.responses import layer_response_std
-from resnet_core.runtime import Runtime, resolve_runtime
+from resnet_core.runtime import Runtime, device_metrics, resolve_runtime
 from resnet_core.schedule import WARMUP_CHECK_EVERY, WarmupState, learning_rate
 from resnet_core.spec import TransferSpec, TrialSpec
 from resnet_core.specio import SpecError, flatten
@@ -176,7 +176,7 @@ def _train(spec: TrialSpec, checkpoint_dir: str | Path | None,
             "test_error": evaluate(model, data.evals["test"], runtime, shard)}
         if "val" in data.evals:
             metrics["val_error"] = evaluate(model, data.evals["val"], runtime, shard)
-        metrics.update(lr=lr, images_per_sec=images_total / max(train_seconds, 1e-9))
+        metrics.update(lr=lr, images_per_sec=images_total / max(train_seconds, 1e-9), **device_metrics(runtime.device))
         if progress.iteration >= optim.iterations:
             metrics["done"] = True
             if shard.leader:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -55,6 +57,15 @@ def test_smoke_sweep_end_to_end(tmp_path, sweep_env):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "4 finished" in result.stdout and f"mlflow ui --backend-store-uri sqlite:///{tmp_path}" in result.stdout
     print(f"smoke sweep: {elapsed:.1f} s wall")
+    c = client(tmp_path)
+    experiment = c.get_experiment_by_name("smoke")
+    # The printed link opens the training view on this launch's trials, flat and best first, as charts.
+    link = re.search(r"the trials: (\S+)", result.stdout.replace("\n", "")).group(1)
+    assert link.startswith(f"http://127.0.0.1:5000/#/experiments/{experiment.experiment_id}/runs?")
+    query = parse_qs(link.split("?", 1)[1])
+    assert query["workflowType"] == ["machine_learning"] and query["compareRunsMode"] == ["CHART"]
+    assert query["orderByKey"] == ["metrics.`test_error`"]
+    assert query["searchFilter"][0].startswith("tags.`mlflow.parentRunId` = '")
 
     status = resnet_sweep("status", "smoke", "--json", cwd=tmp_path, env=sweep_env)
     assert status.returncode == 0, status.stderr
@@ -62,12 +73,14 @@ def test_smoke_sweep_end_to_end(tmp_path, sweep_env):
     assert summary["state"] == "finished" and len(summary["trials"]) == 4
     assert {t["state"] for t in summary["trials"]} == {"finished"}
 
-    c = client(tmp_path)
-    experiment = c.get_experiment_by_name("smoke")
     parents = c.search_runs([experiment.experiment_id], filter_string="tags.`resnet_sweeps.role` = 'sweep'")
     assert len(parents) == 1
     parent = parents[0]
     assert parent.info.status == "FINISHED" and parent.data.tags["resnet_sweeps.sweep"] == "smoke"
+    description = load_sweep(ROOT / "sweeps" / "smoke.yaml").description
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert experiment.tags["mlflow.note.content"] == description == parent.data.tags["mlflow.note.content"]
+    assert query["searchFilter"] == [f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"]
     runs = children(c, parent.info.run_id)
     assert sorted(r.info.run_name for r in runs) == sorted(["resnet8-A-seed0", "plain8-A-seed0",
                                                              "resnet14-A-seed0", "plain14-A-seed0"])
@@ -86,10 +99,13 @@ def test_smoke_sweep_end_to_end(tmp_path, sweep_env):
         # MLflow is a view of the trial's record, beside its checkpoint: the same epochs, the same values.
         record = read(next((tmp_path / "home").glob(f"ray_results/smoke-*/{run.info.run_name}_*/metrics.jsonl")))
         assert [(e["iteration"], e["test_error"]) for e in record.epochs] == [(m.step, m.value) for m in history]
-        assert metrics["final_test_error"] == history[-1].value
-        assert 0 <= metrics["final_train_error"] <= 1 and metrics["final_images_per_sec"] > 0
-        for key in ("train_loss", "train_error", "lr", "images_per_sec", "epoch_time"):
+        # The curves a person charts, per epoch; the final results once; no `epoch` or final_ copy of each curve.
+        curves = {"train_loss", "train_error", "test_error", "lr", "images_per_sec"}
+        assert set(metrics) - curves == {"final_test_error", "final_train_error", "epochs", "wall_time_s"}, metrics
+        for key in curves:
             assert len(c.get_metric_history(run.info.run_id, key)) == 3
+        assert metrics["final_test_error"] == history[-1].value and 0 <= metrics["final_train_error"] <= 1
+        assert metrics["epochs"] == 3 and metrics["wall_time_s"] > 0
         artifacts = {a.path for a in c.list_artifacts(run.info.run_id)}
         assert artifacts == {"config.yaml", "layer_responses.json"}
         responses = json.loads(Path(c.download_artifacts(run.info.run_id, "layer_responses.json",
@@ -105,6 +121,11 @@ def test_smoke_sweep_end_to_end(tmp_path, sweep_env):
     assert {"fig6.png", "fig7.png", "report.md"} <= written
     logged = {a.path for a in c.list_artifacts(parent.info.run_id, "report")}
     assert {"report/fig6.png", "report/fig7.png", "report/report.md"} <= logged
+    # ... and its summary becomes the parent run's description: the run page shows the reproduction.
+    note = c.get_run(parent.info.run_id).data.tags["mlflow.note.content"]
+    assert note.startswith("# Report: smoke") and "Degradation" in note
+    assert f"](get-artifact?path=report%2Ffig6.png&run_uuid={parent.info.run_id})" in note
+    assert "the trials: http://127.0.0.1:5000/#/experiments/" in report.stdout
 
 
 KILL_SWEEP = """

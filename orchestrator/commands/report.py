@@ -47,6 +47,10 @@ def run(args: argparse.Namespace) -> int:
         log_report(report, sweep, tracking_uri)
     where = "" if args.no_log else f"; logged to run {sweep.parent_run_id} under report/"
     print(f"Wrote {len(report.files)} files to {out_dir}{where}.")
+    if not args.no_log:
+        from orchestrator.tracking.writer import Tracker
+
+        print(f"see it in MLflow: {Tracker(tracking_uri).browse_hint(sweep.parent_run_id)}")
     if report.missing:
         print(f"{len(report.missing)} cells still missing (see 'Still missing' above).")
     if unfinished(sweep):

@@ -145,8 +145,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**summary, "trials": rows}, indent=2))
         return 0
+    from orchestrator.records import state
     from orchestrator.running.progress import render
-    from orchestrator.tracking.uris import ui_command
+    from orchestrator.tracking.writer import Tracker
 
     counts: dict[str, int] = {}
     for r in rows:
@@ -162,7 +163,8 @@ def run(args: argparse.Namespace) -> int:
                       f"resnet-sweep resume {summary['name']}  sends the rest", highlight=False)
     if summary["state"] == "interrupted":
         console.print(f"continue it:  resnet-sweep resume {summary['name']}", highlight=False)
-    console.print(f"compare the runs:  {ui_command(summary['tracking_uri'])}", highlight=False, soft_wrap=True)
+    hint = Tracker(state.load(args.name).tracking_uri).browse_hint(summary["parent_run_id"])  # unredacted URI
+    console.print(f"compare the runs in MLflow: {hint}", highlight=False, soft_wrap=True)
     return 0
 
 

@@ -95,8 +95,17 @@ def build_report(sweep: SweepRuns, out_dir: Path, paper: Mapping[str, Any],
     return Report(out_dir, names, tuple(files) + (summary,), markdown, tuple(missing))
 
 
-def log_report(report: Report, sweep: SweepRuns, tracking_uri: str | None) -> None:
-    """Put the report's files on the sweep's parent run, under report/, so the MLflow UI shows them."""
-    from mlflow.tracking import MlflowClient
+def log_report(report: Report, sweep: SweepRuns, tracking_uri: str) -> None:
+    """Put the report's files on the sweep's parent run, under report/, and its summary in the run's description,
+    so the run's MLflow page shows the reproduction: tables, verdicts and the figures (read from the artifacts
+    through the server's get-artifact route, relative to the UI's own address)."""
+    import re
+    from urllib.parse import quote
 
-    MlflowClient(tracking_uri=tracking_uri).log_artifacts(sweep.parent_run_id, str(report.out_dir), ARTIFACT_DIR)
+    from orchestrator.tracking.writer import Tracker
+
+    tracker = Tracker(tracking_uri)
+    tracker.client.log_artifacts(sweep.parent_run_id, str(report.out_dir), ARTIFACT_DIR)
+    figures = re.sub(r"\]\(([\w.-]+\.png)\)", lambda m: "](get-artifact?path=" + quote(f"{ARTIFACT_DIR}/{m.group(1)}", safe="")
+                     + f"&run_uuid={sweep.parent_run_id})", report.markdown)
+    tracker.describe_run(sweep.parent_run_id, figures)

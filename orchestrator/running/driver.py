@@ -12,7 +12,6 @@ from typing import Any
 from orchestrator.errors import CliError
 from orchestrator.records import state
 from orchestrator.running import interrupt
-from orchestrator.tracking.uris import ui_command
 from orchestrator.tracking.writer import Tracker
 
 
@@ -98,7 +97,8 @@ def _summary(console: Any, record: state.SweepRecord, rows: list[dict], counts: 
     console.print(render(rows, f"Sweep {record.name}: {', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}"
                                f" in {elapsed:.1f} s{' (resumed)' if resume else ''}"))
     console.print(f"MLflow experiment {record.experiment!r}, parent run {record.parent_run_id}")
-    console.print(f"compare the runs:  {ui_command(record.tracking_uri)}", highlight=False, soft_wrap=True)
+    console.print(f"compare the runs in MLflow: {Tracker(record.tracking_uri).browse_hint(record.parent_run_id)}",
+                  highlight=False, soft_wrap=True)
     console.print(f"status:  resnet-sweep status {record.name}", highlight=False)
     for r in rows:
         if r["state"] == "failed":

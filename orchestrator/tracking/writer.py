@@ -17,8 +17,9 @@ from urllib.parse import urlparse
 
 import yaml
 
-from orchestrator.contract import (DIVERGED_AT, ERROR, FINAL, LAST_ERROR, LAST_STEP, LAYER_RESPONSES, NOT_METRICS,
-                                   PARENT, ROLE, START_TAGS, STARTS, STATE, SWEEP, TAG, TRIAL_ID)
+from orchestrator.contract import (DIVERGED_AT, EPOCHS, ERROR, EXPERIMENT_KIND, FINAL, FINAL_ERRORS, LAST_ERROR,
+                                   LAST_STEP, LAYER_RESPONSES, NOT_METRICS, NOTE, PARENT, ROLE, START_TAGS, STARTS,
+                                   STATE, SWEEP, TAG, TRIAL_ID, WALL_TIME)
 from orchestrator.tracking.server import quick_requests, unreachable, why_unreachable
 from orchestrator.tracking.uris import redact_uri
 from resnet_core.specio import flatten
@@ -60,29 +61,54 @@ class Tracker:
 
     # -- sweep (parent) -------------------------------------------------------------------------------------
 
-    def experiment_id(self, name: str) -> str:
+    def experiment_id(self, name: str, description: str = "") -> str:
+        """The experiment's id, created if need be; marked a model-training experiment (MLflow 3's UI otherwise
+        files it under GenAI) with the sweep's description as its own."""
         found = self.client.get_experiment_by_name(name)
         if found is not None:
             if found.lifecycle_stage == "deleted":
                 self.client.restore_experiment(found.experiment_id)
-            return found.experiment_id
-        root = _artifact_root(self.tracking_uri)
-        location = (root / name).as_uri() if root else None
+            experiment_id = found.experiment_id
+        else:
+            root = _artifact_root(self.tracking_uri)
+            location = (root / name).as_uri() if root else None
+            try:
+                experiment_id = self.client.create_experiment(name, artifact_location=location)
+            except Exception:  # created meanwhile by another driver
+                found = self.client.get_experiment_by_name(name)
+                if found is None:
+                    raise
+                experiment_id = found.experiment_id
+        self.client.set_experiment_tag(experiment_id, EXPERIMENT_KIND, "custom_model_development")
+        if description:
+            self.client.set_experiment_tag(experiment_id, NOTE, description)
+        return experiment_id
+
+    def describe_run(self, run_id: str, markdown: str) -> None:
+        """The run's description on its MLflow page (the report's summary on a sweep's parent run)."""
+        self.client.set_tag(run_id, NOTE, markdown)
+
+    def browse_hint(self, parent_run_id: str) -> str:
+        """How to look at a launch's trials in the MLflow UI (see tracking/ui.py)."""
+        from orchestrator.tracking.ui import browse
+        from orchestrator.tracking.uris import ui_command
+
         try:
-            return self.client.create_experiment(name, artifact_location=location)
-        except Exception:  # created meanwhile by another driver
-            found = self.client.get_experiment_by_name(name)
-            if found is None:
-                raise
-            return found.experiment_id
+            with quick_requests():
+                experiment_id = self.client.get_run(parent_run_id).info.experiment_id
+        except Exception:  # noqa: BLE001  a server away right now: the general hint still helps
+            return ui_command(self.tracking_uri)
+        return browse(self.tracking_uri, experiment_id, parent_run_id)
 
     def start_sweep(self, experiment: str, sweep_name: str, sweep_dict: dict[str, Any], trial_count: int,
                     tags: dict[str, str]) -> str:
         """Create the launch's parent run with the sweep file as an artifact; returns its run id."""
         from mlflow.entities import Param
 
-        run = self.client.create_run(self.experiment_id(experiment), run_name=f"{sweep_name}-sweep",
-                                     tags={ROLE: "sweep", SWEEP: sweep_name, STATE: "running", **tags})
+        description = sweep_dict.get("description") or ""
+        run = self.client.create_run(self.experiment_id(experiment, description), run_name=f"{sweep_name}-sweep",
+                                     tags={ROLE: "sweep", SWEEP: sweep_name, STATE: "running", NOTE: description,
+                                           **tags})
         run_id = run.info.run_id
         params = {"sweep.name": sweep_name, "sweep.trials": trial_count, "report": sweep_dict.get("report") or [],
                   **{f"sweep.{k}": v for k, v in flatten({k: sweep_dict[k] for k in
@@ -181,12 +207,16 @@ class Tracker:
             self.client.log_batch(run_id, params=items[i:i + 100])
 
     def _end_trial(self, run_id: str, history: Any) -> None:
-        """final_ metrics of a finished trial (the final epoch's, stamped as it was) and Figure 7's statistics."""
+        """A finished trial's final results, once (its errors at the last epoch, stamped as they were; epochs;
+        wall time) and Figure 7's statistics."""
         from mlflow.entities import Metric
 
         end = history.end if history.state == "finished" else {}
         step, stamp = int(end.get("iteration", 0)), int(end.get("time_ms", 0))
-        finals = [Metric(FINAL + m.key, m.value, stamp, step) for m in _metrics(end) if m.step == step]
+        finals = [Metric(FINAL + k, float(end[k]), stamp, step) for k in FINAL_ERRORS if _number(end.get(k))]
+        if end:
+            wall = sum(float(e.get("epoch_time", 0.0)) for e in history.epochs if _number(e.get("epoch_time")))
+            finals += [Metric(EPOCHS, float(end.get("epoch", 0)), stamp, step), Metric(WALL_TIME, wall, stamp, step)]
         if finals:
             self.client.log_batch(run_id, metrics=finals)
         stds = end.get("layer_response_std")
