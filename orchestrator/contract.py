@@ -17,7 +17,8 @@ TRIAL_STATES = ("finished", "pending", "running", "stopped", "diverged", "failed
 FINAL = "final_"  # prefix of a finished trial's final results: final_test_error, ...
 # What a finished trial's run keeps once, beside its per-epoch curves: FINAL + each error its last epoch measured,
 # `epochs` trained and `wall_time_s` (training and evaluation time summed over its epochs, restarts excluded).
-FINAL_ERRORS = ("train_error", "test_error", "val_error", "test_top5_error", "val_top5_error")
+FINAL_ERRORS = ("train_error", "test_error", "val_error", "test_top5_error", "val_top5_error", "test_error_1crop",
+                "test_top5_error_1crop")
 EPOCHS, WALL_TIME = "epochs", "wall_time_s"
 NOTE = "mlflow.note.content"  # MLflow's description of an experiment or run (markdown, shown on its page)
 EXPERIMENT_KIND = "mlflow.experimentKind"  # MLflow 3: which UI an experiment belongs to

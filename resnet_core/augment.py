@@ -1,7 +1,8 @@
 """Batched on-device augmentation and normalisation of uint8 image tensors (Sec. 4.2 of the ResNet paper).
 
 The paper's CIFAR augmentation is "4 pixels padded on each side, a 32x32 crop randomly sampled from the padded
-image or its horizontal flip", on top of per-pixel mean subtraction. Here the whole batch is cropped and flipped by
+image or its horizontal flip", on top of per-pixel mean subtraction. ImageNet adds AlexNet's PCA lighting
+(`pca_lighting`, applied per image in imagenet.py's DataLoader workers). Here the whole batch is cropped and flipped by
 one gather on whatever device holds it: no per-image Python, no PIL. The random draws are explicit arguments
 (`CropFlip`), so a caller decides where randomness comes from (train.py derives it from the seed and the epoch,
 which makes resumed runs continue exactly) and tests can check crops pixel by pixel.
@@ -95,3 +96,27 @@ def crop_flip(images: torch.Tensor, draws: CropFlip, pad: int,
     # Advanced indices on dims 0, 2, 3 with a slice on dim 1: the result is [N, H, W, C].
     out = padded[batch, :, rows[:, :, None], cols[:, None, :]]
     return out.permute(0, 3, 1, 2).contiguous(memory_format=memory_format)
+
+
+# AlexNet's colour augmentation (Krizhevsky et al. 2012, Sec. 4.1), which the ResNet paper uses on ImageNet
+# ("the standard color augmentation in [21]", Sec. 3.4): add to every pixel the RGB shift
+# eigvec @ (alpha * eigval), alpha ~ N(0, 0.1) per image. The eigen-decomposition of ImageNet's RGB covariance,
+# pixels in [0, 1], as fb.resnet.torch (the ResNet authors' reference re-implementation) gives it; eigenvectors
+# are the columns, in R, G, B rows.
+IMAGENET_EIGVAL = (0.2175, 0.0188, 0.0045)
+IMAGENET_EIGVEC = ((-0.5675, 0.7192, 0.4009),
+                   (-0.5808, -0.0045, -0.8140),
+                   (-0.5836, -0.6948, 0.4203))
+
+
+def lighting_shift(alpha: torch.Tensor) -> torch.Tensor:
+    """Per-image RGB shifts [N, 3] for draws `alpha` [N, 3] (one per principal component)."""
+    eigval = torch.tensor(IMAGENET_EIGVAL, dtype=alpha.dtype, device=alpha.device)
+    eigvec = torch.tensor(IMAGENET_EIGVEC, dtype=alpha.dtype, device=alpha.device)
+    return (alpha * eigval) @ eigvec.T
+
+
+def pca_lighting(images: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """`images` [N, 3, H, W] or [3, H, W] in [0, 1] units, shifted by `lighting_shift(alpha)` per image."""
+    shift = lighting_shift(alpha.reshape(-1, 3)).to(images.dtype)
+    return images + (shift[:, :, None, None] if images.dim() == 4 else shift[0, :, None, None])

@@ -1,10 +1,13 @@
 """ImageNet-style folders (train/ and val/ of class folders) through a DataLoader, as Sec. 3.4 of the ResNet paper.
 
-Training: scale augmentation (shorter side resized to a random size in [256, 480]), a random 224x224 crop, a
-horizontal flip with probability 1/2, mean subtraction. Testing: the paper's standard 10-crop test (four corners
-and the centre of the image resized to 256, and their flips), the softmax averaged over crops. The paper also uses
-colour augmentation (Krizhevsky et al.); it is not implemented here. ImageNet cannot sit in GPU memory, so decoding
-and augmentation run in DataLoader workers; the batches are moved to the trial's device.
+Training (Sec. 3.4): scale augmentation (shorter side resized to a random size in [256, 480]), a random 224x224
+crop, a horizontal flip with probability 1/2, AlexNet's PCA lighting ("the standard color augmentation in [21]",
+alpha ~ N(0, data.lighting), 0.1 by default), mean subtraction. Testing: the paper's "standard 10-crop testing
+[21]", AlexNet's: the image resized to 256 on its shorter side, its central 256x256 square, and from that the four
+corner and the centre 224x224 crops and their flips, the softmax averaged over crops; evaluation also scores the
+centre crop alone (1-crop, as ResNeXt's tables). The paper's best results (Table 4) average fully-convolutional
+scores at several scales; that is not implemented. ImageNet cannot sit in GPU memory, so decoding and augmentation
+run in DataLoader workers; the batches are moved to the trial's device.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from typing import Iterator
 
 import torch
 
+from resnet_core.augment import pca_lighting
 from resnet_core.data import DatasetError, EvalBatches, TrialData, epoch_seed
 from resnet_core.distributed import Shard
 from resnet_core.schedule import steps_per_epoch
@@ -41,6 +45,17 @@ class RandomShorterSide:
         from torchvision.transforms import functional as TF
 
         return TF.resize(image, random.randint(self.low, self.high))  # workers seed `random` per worker
+
+
+class PCALighting:
+    """AlexNet's lighting noise on one [3, H, W] tensor in [0, 1]: alpha ~ N(0, std) per image, drawn from torch's
+    per-worker generator (DataLoader seeds it per worker and epoch)."""
+
+    def __init__(self, std: float):
+        self.std = std
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        return pca_lighting(image, torch.randn(3) * self.std)
 
 
 class StackCrops:
@@ -105,9 +120,13 @@ def folder_trial_data(spec: DataSpec, batch_size: int, eval_batch_size: int, see
     remedy = FOLDER_LAYOUT
     std = STD if spec.normalize == "channel" else (1.0, 1.0, 1.0)
     normalize = T.Normalize(MEAN, std)
-    train_tf = T.Compose([RandomShorterSide(*SCALE_RANGE), T.RandomCrop(CROP), T.RandomHorizontalFlip(),
-                          T.ToTensor(), normalize])
-    test_tf = T.Compose([T.Resize(TEST_RESIZE), T.TenCrop(CROP), StackCrops(normalize)])
+    crop = spec.image_size or CROP
+    scale = crop / CROP  # data.image_size shrinks the whole recipe alike (tiny images for tests and laptops)
+    lighting = [PCALighting(spec.lighting)] if spec.lighting else []
+    train_tf = T.Compose([RandomShorterSide(*(round(side * scale) for side in SCALE_RANGE)), T.RandomCrop(crop),
+                          T.RandomHorizontalFlip(), T.ToTensor(), *lighting, normalize])
+    test_side = round(TEST_RESIZE * scale)
+    test_tf = T.Compose([T.Resize(test_side), T.CenterCrop(test_side), T.TenCrop(crop), StackCrops(normalize)])
     try:
         train_all = datasets.ImageFolder(str(root / "train"), transform=train_tf)
         test = datasets.ImageFolder(str(root / "val"), transform=test_tf)

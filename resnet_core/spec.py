@@ -109,8 +109,13 @@ class DataSpec:
     test_limit: int | None = None
     val_split: int = 0  # hold out the last N training images (the paper chose 64k iterations on 45k/5k)
     augment: bool = True  # pad 4, random 32x32 crop, horizontal flip (Sec. 4.2)
+    # AlexNet's PCA lighting, std of its alpha ~ N(0, std): None is the paper's choice, 0.1 on ImageNet ("the
+    # standard color augmentation", Sec. 3.4) and 0 on CIFAR (Sec. 4.2 uses none); ImageNet folders only.
+    lighting: float | None = None
     normalize: Literal["pixel_mean", "channel"] = "pixel_mean"  # Sec. 4.2 subtracts the per-pixel mean
-    image_size: int | None = None  # synthetic only; None: 32 (224 for ImageNet-shaped synthetic data)
+    # synthetic: None is 32 (224 for ImageNet-shaped nets); ImageNet folders: the crop, None is the paper's 224
+    # (Sec. 3.4), and a smaller one scales the [256, 480] resize range and the 256 test resize alike
+    image_size: int | None = None
     num_classes: int | None = None  # synthetic only; None: 10
     synthetic_train: int = 1024  # images in the synthetic training set
     synthetic_test: int = 256
@@ -130,7 +135,13 @@ class DataSpec:
             raise SpecError("val_split", self.val_split, "0 or more images")
         if self.workers < 0:
             raise SpecError("workers", self.workers, "0 or more")
-
+        if self.lighting is None:
+            _set(self, "lighting", 0.1 if self.dataset == "imagenet" else 0.0)
+        if self.lighting < 0:
+            raise SpecError("lighting", self.lighting, "a standard deviation >= 0 (0: no PCA lighting)")
+        if self.lighting > 0 and self.dataset != "imagenet":
+            raise SpecError("lighting", self.lighting, "0 on this dataset (PCA lighting is the paper's ImageNet "
+                                                       "augmentation, implemented for ImageNet folders only)")
 
     @property
     def classes(self) -> int:

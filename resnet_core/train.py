@@ -9,7 +9,8 @@ stops mid-way when the iteration budget ends there.
 Speed: the training set sits on the device; one iteration is step.py's TrainStep (optionally one CUDA graph),
 which sums per-step values (loss, errors, a non-finite-loss marker) on the device; they are read once per epoch,
 plus once every WARMUP_CHECK_EVERY iterations while warming up and every DIVERGENCE_CHECK_EVERY iterations
-otherwise, so the host rarely waits for the GPU.
+otherwise, so the host rarely waits for the GPU. Figure 6's finer training curve (`train_error_curve`, every
+TRAIN_CURVE_EVERY iterations) is snapshotted on the device and read with the epoch's sums.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from resnet_core.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
+from resnet_core.curve import CurveMarks
 from resnet_core.data import EvalBatches
 from resnet_core.distributed import Shard
 from resnet_core.errors import Picklable
@@ -37,6 +39,10 @@ from resnet_core.specio import SpecError, flatten
 from resnet_core.step import StepSums, TrainStep
 
 DIVERGENCE_CHECK_EVERY = 100  # iterations between host reads of the non-finite-loss marker (besides epoch ends)
+# Iterations between points of the finer training curve (Figure 6 plots training error against iterations, far
+# more often than once per epoch), plus a point at each epoch's end. Each is a device-side snapshot of the running
+# sums, read at the epoch's end with the epoch's own sums: no extra host sync during the epoch.
+TRAIN_CURVE_EVERY = 20
 CHECKPOINT_FORMAT = 1
 
 
@@ -130,6 +136,7 @@ def _train(spec: TrialSpec, checkpoint_dir: str | Path | None,
         sums.start(epoch_sums[0], epoch_sums[1], warmup_window[0], progress.iteration)
         seen, window_seen = int(epoch_sums[2]), int(warmup_window[1])  # images (this rank's), on the host
         started, images_done = time.perf_counter(), 0
+        curve = CurveMarks(progress.iteration, sums.loss, sums.wrong, seen)
         set_train_mode(model, frozen)
 
         def sync_sums() -> float:
@@ -149,6 +156,8 @@ def _train(spec: TrialSpec, checkpoint_dir: str | Path | None,
             images_done += batch
             window_seen += batch
             progress.iteration += 1
+            if progress.iteration % TRAIN_CURVE_EVERY == 0 or position + 1 == last:  # and the epoch's end
+                curve.mark(progress.iteration, sums.loss, sums.wrong, seen)
             if progress.warmup.active:
                 cap = optim.warmup.max_iterations if optim.warmup else None
                 if progress.iteration % WARMUP_CHECK_EVERY == 0 or progress.iteration == cap:
@@ -173,9 +182,10 @@ def _train(spec: TrialSpec, checkpoint_dir: str | Path | None,
         metrics: dict[str, Any] = {
             "epoch": epoch + 1, "iteration": progress.iteration, "epochs": total_epochs,
             "train_loss": loss_total / seen_total, "train_error": error_total / seen_total,
-            "test_error": evaluate(model, data.evals["test"], runtime, shard)}
+            **curve.metrics(shard, runtime.device),
+            **evaluate(model, data.evals["test"], runtime, shard).metrics("test")}
         if "val" in data.evals:
-            metrics["val_error"] = evaluate(model, data.evals["val"], runtime, shard)
+            metrics.update(evaluate(model, data.evals["val"], runtime, shard).metrics("val"))
         metrics.update(lr=lr, images_per_sec=images_total / max(train_seconds, 1e-9), **device_metrics(runtime.device))
         if progress.iteration >= optim.iterations:
             metrics["done"] = True
@@ -206,26 +216,59 @@ def data_parallel(model: nn.Module, runtime: Runtime) -> nn.Module:
     return DistributedDataParallel(model, device_ids=[runtime.device] if on_cuda else None)
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """Errors (fractions) of one evaluation pass. With multi-crop batches ([B, crops, ...], the paper's 10-crop
+    test, Sec. 3.4) top1/top5 average the softmax over the crops and the center_ pair is the single center crop
+    (the 1-crop figure ResNeXt's tables give); with single-view batches the center_ pair is None. top5 is None
+    when the classifier has 5 classes or fewer."""
+
+    top1: float
+    top5: float | None = None
+    center_top1: float | None = None
+    center_top5: float | None = None
+
+    def metrics(self, split: str) -> dict[str, float]:
+        """{'test_error': ..., 'test_top5_error': ..., 'test_error_1crop': ..., 'test_top5_error_1crop': ...}"""
+        named = {f"{split}_error": self.top1, f"{split}_top5_error": self.top5,
+                 f"{split}_error_1crop": self.center_top1, f"{split}_top5_error_1crop": self.center_top5}
+        return {k: v for k, v in named.items() if v is not None}
+
+
+CENTER_CROP = 4  # torchvision's TenCrop order: four corners, the center, then the same five flipped
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, batches: EvalBatches, runtime: Runtime, shard: Shard = Shard()) -> float:
-    """Top-1 error (fraction) in eval mode; [B, crops, ...] batches average the softmax over crops (10-crop).
-    Under data parallelism `batches` is this rank's share and the error is over all ranks' shares."""
+def evaluate(model: nn.Module, batches: EvalBatches, runtime: Runtime, shard: Shard = Shard()) -> Evaluation:
+    """Top-1 and top-5 error in eval mode; [B, crops, ...] batches average the softmax over crops (10-crop) and
+    also score the center crop alone. Under data parallelism `batches` is this rank's share and the errors are over
+    all ranks' shares. Counts stay on the device until one read at the end."""
     was_training = model.training
     model.eval()
-    wrong = torch.zeros((), dtype=torch.int64, device=runtime.device)
-    count = 0
+    wrong = torch.zeros(4, dtype=torch.int64, device=runtime.device)  # top1, top5, center top1, center top5
+    count, multi_crop, classes = 0, False, 0
     for images, labels in batches:
         with runtime.autocast():
             if images.dim() == 5:
+                multi_crop = True
                 b, crops = images.shape[:2]
-                logits = model(images.flatten(0, 1)).float().softmax(-1).view(b, crops, -1).mean(1)
+                probs = model(images.flatten(0, 1)).float().softmax(-1).view(b, crops, -1)
+                scored = ((probs.mean(1), 0), (probs[:, min(CENTER_CROP, crops - 1)], 2))
             else:
-                logits = model(images)
-        wrong += (logits.argmax(1) != labels).sum()
+                scored = ((model(images).float(), 0),)
+        for scores, slot in scored:
+            classes = scores.shape[1]
+            top = scores.topk(min(5, classes), dim=1).indices  # [B, k], best first
+            hits = top == labels[:, None]
+            wrong[slot] += (~hits[:, 0]).sum()
+            wrong[slot + 1] += (~hits.any(1)).sum()
         count += len(labels)
     model.train(was_training)
-    wrong_total, count_total = shard.total([wrong, count], runtime.device)
-    return wrong_total / max(count_total, 1)
+    *totals, count_total = shard.total([*wrong, count], runtime.device)
+    errors = [t / max(count_total, 1) for t in totals]
+    top5 = classes > 5
+    return Evaluation(errors[0], errors[1] if top5 else None, errors[2] if multi_crop else None,
+                      errors[3] if multi_crop and top5 else None)
 
 
 def set_train_mode(model: nn.Module, frozen: list[nn.Module]) -> None:

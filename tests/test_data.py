@@ -144,11 +144,16 @@ def test_image_folders_train_with_scale_augmentation_and_ten_crop_test(tmp_path)
     crops, _ = next(iter(data.evals["test"]))
     assert crops.shape == (2, 10, 3, 224, 224) and data.evals["val"].size == 2
     assert not torch.equal(crops[0, 0], crops[0, 4])  # corner and centre crops differ
+    # data.image_size shrinks the whole recipe (crop 32 of a shorter side in [37, 69], tested at 37): cheap to train
+    small = folder_trial_data(DataSpec(dataset="imagenet", root=str(tmp_path), workers=0, image_size=32), 3, 20, 0,
+                              torch.device("cpu"), torch.contiguous_format)
+    assert next(iter(small.evals["test"]))[0].shape == (2, 10, 3, 32, 32)
     spec = TrialSpec.from_dict({"model": {"depth": 8}, "runtime": {"device": "cpu", "eval_batch_size": 20},
-                                "data": {"dataset": "imagenet", "root": str(tmp_path), "workers": 0},
+                                "data": {"dataset": "imagenet", "root": str(tmp_path), "workers": 0, "image_size": 32},
                                 "optim": {"batch_size": 4, "iterations": 2}})
     final = list(train(spec))[-1]
     assert final["done"] and 0 <= final["test_error"] <= 1 and len(final["layer_response_std"]) == 7
+    assert 0 <= final["test_error_1crop"] <= 1 and "test_top5_error" not in final  # 2 classes: no top-5
 
 
 def test_missing_image_folders_are_a_dataset_error(tmp_path):

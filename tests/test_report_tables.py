@@ -76,13 +76,15 @@ def test_table6_keeps_every_paper_row_and_marks_missing_ones():
     rows = [row(20, test=0.0900, params=272474), row(110, seed=0, test=0.0643), row(110, seed=1, test=0.0679),
             row(56, state="diverged", test=None), row(32, state="running", test=0.2, iteration=100, iterations=64000)]
     table = table6(rows, PAPER)
-    assert table.columns == ("net", "layers", "n", "params", "paper params", "error %", "paper %", "diff", "runs")
+    assert table.columns == ("net", "layers", "n", "params", "paper params", "error %", "paper %", "diff", "verdict",
+                             "runs")
     r20 = cells(table, "ResNet", "20")
-    assert (r20["params"], r20["paper params"], r20["error %"], r20["paper %"], r20["diff"]) == (
-        "0.27M", "0.27M", "9.00", "8.75", "+0.25")
+    assert (r20["params"], r20["paper params"], r20["error %"], r20["paper %"], r20["diff"], r20["verdict"]) == (
+        "0.27M", "0.27M", "9.00", "8.75", "+0.25", "within (+0.25, ±0.30)")
     r110 = cells(table, "ResNet", "110")
     assert r110["error %"] == "6.43 (6.61 ± 0.25)"
     assert r110["paper %"] == "6.43 (6.61 ± 0.16)" and r110["diff"] == "+0.00" and r110["runs"] == "2/2 finished"
+    assert r110["verdict"] == "within (+0.00, ±0.16)"  # mean against the paper's mean, its std the spread
     r56 = cells(table, "ResNet", "56")
     assert (r56["error %"], r56["diff"], r56["runs"]) == (MISSING, MISSING, "0/1 finished, 1 diverged")
     assert cells(table, "ResNet", "1202")["runs"] == "not run"
@@ -233,6 +235,6 @@ def test_requested_reports_are_built_even_when_nothing_fills_them(tmp_path):
                                               for e in ("md", "csv", "tex")} | {"fig7.png", "fig6.png", "report.md"}
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in report.files if p.suffix == ".png")
     assert "Unknown reports in the sweep's list, skipped: nonsense" in report.markdown
-    assert "| ResNet | 34 | A | — | 25.03 | — | — | 7.76 | — | not run |" in report.markdown
+    assert "| ResNet | 34 | A | — | 25.03 | — | — | — | 7.76 | — | — | not run |" in report.markdown
     assert "table6: ResNet-56: 1 running (8/64 it)" in report.missing
     assert "2 trials: 1 finished, 1 running" in report.markdown

@@ -100,12 +100,16 @@ def test_smoke_sweep_end_to_end(tmp_path, sweep_env):
         record = read(next((tmp_path / "home").glob(f"ray_results/smoke-*/{run.info.run_name}_*/metrics.jsonl")))
         assert [(e["iteration"], e["test_error"]) for e in record.epochs] == [(m.step, m.value) for m in history]
         # The curves a person charts, per epoch; the final results once; no `epoch` or final_ copy of each curve.
-        curves = {"train_loss", "train_error", "test_error", "lr", "images_per_sec"}
-        assert set(metrics) - curves == {"final_test_error", "final_train_error", "epochs", "wall_time_s"}, metrics
+        curves = {"train_loss", "train_error", "test_error", "test_top5_error", "lr", "images_per_sec"}
+        finals = {"final_test_error", "final_test_top5_error", "final_train_error", "epochs", "wall_time_s"}
+        assert set(metrics) - curves - {"train_error_curve", "train_loss_curve"} == finals, metrics
         for key in curves:
             assert len(c.get_metric_history(run.info.run_id, key)) == 3
         assert metrics["final_test_error"] == history[-1].value and 0 <= metrics["final_train_error"] <= 1
         assert metrics["epochs"] == 3 and metrics["wall_time_s"] > 0
+        # Figure 6's finer curve: every 20 iterations and at each epoch's end, at its own steps
+        for key in ("train_error_curve", "train_loss_curve"):
+            assert sorted(m.step for m in c.get_metric_history(run.info.run_id, key)) == [8, 16, 20, 24]
         artifacts = {a.path for a in c.list_artifacts(run.info.run_id)}
         assert artifacts == {"config.yaml", "layer_responses.json"}
         responses = json.loads(Path(c.download_artifacts(run.info.run_id, "layer_responses.json",

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.report.figures import FIGURES
+from orchestrator.report.findings import LATE_SPAN, findings
 from orchestrator.report.formats import FORMATS, to_markdown
 from orchestrator.report.rows import STATES, SweepRuns
-from orchestrator.report.tables import TABLES, degradation, fillable
+from orchestrator.report.tables import BETTER, NO_VERDICT, TABLES, WITHIN, WORSE, Table, degradation, fillable
 
 REPORTS = tuple(TABLES) + tuple(FIGURES)  # table6, table1, table2, table3, resnext, fig6, fig7  # == contract.REPORT_NAMES
 ARTIFACT_DIR = "report"  # folder on the parent run that holds the files
@@ -57,6 +58,23 @@ def unfinished(sweep: SweepRuns) -> tuple[str, ...]:
     return tuple(lines)
 
 
+def reproduction_summary(tables: list[Table]) -> tuple[str, ...]:
+    """'3 of 5 full-scale cells reproduce the paper (within its spread); 1 better, 1 worse. 4 measured cells are
+    not at the paper's scale (no verdict).' over every table built; nothing when no cell has a verdict."""
+    verdicts = [v for t in tables for v in t.verdicts]
+    judged = [v for v in verdicts if not v.startswith(NO_VERDICT)]
+    counts = {word: sum(v.startswith(word) for v in judged) for word in (WITHIN, BETTER, WORSE)}
+    lines = []
+    if judged:
+        lines.append(f"{counts[WITHIN]} of {len(judged)} full-scale cells reproduce the paper (within its spread); "
+                     f"{counts[BETTER]} better, {counts[WORSE]} worse.")
+    unjudged = len(verdicts) - len(judged)
+    if unjudged:
+        lines.append(f"{unjudged} measured cell{'s are' if unjudged > 1 else ' is'} not at the paper's scale "
+                     f"(other data, a subset or a shorter schedule): no verdict.")
+    return tuple(lines)
+
+
 def build_report(sweep: SweepRuns, out_dir: Path, paper: Mapping[str, Any],
                  requested: tuple[str, ...] | None = None) -> Report:
     """Write the reports for `sweep` into `out_dir`; `requested` overrides the sweep's own report list."""
@@ -72,9 +90,20 @@ def build_report(sweep: SweepRuns, out_dir: Path, paper: Mapping[str, Any],
                         f"(known: {', '.join(REPORTS)}).")
     sections += ["", "## Degradation check", ""] + [f"- {line}" for line in degradation(sweep.rows)
                                                    or ("No finished plain or residual ResNets to compare.",)]
+    found = findings(sweep.rows)
+    if found:
+        held = sum(f.held for f in found)
+        sections += ["", "## The papers' findings", "",
+                     f"{held} of {len(found)} held. Training error at the end: over the last {LATE_SPAN} iterations "
+                     f"(Figure 6's finer curve; the final epoch's mean without one); means over seeds.", ""]
+        sections += [f"- {f.line()}" for f in found]
+    tables = [TABLES[name](sweep.rows, paper) for name in names if name in TABLES]
+    summary_lines = reproduction_summary(tables)
+    if summary_lines:
+        sections += ["", "## Reproduction", ""] + [f"- {line}" for line in summary_lines]
     for name in names:
         if name in TABLES:
-            table = TABLES[name](sweep.rows, paper)
+            table = next(t for t in tables if t.name == name)
             for ext, write in FORMATS.items():
                 path = out_dir / f"{name}.{ext}"
                 path.write_text(write(table))

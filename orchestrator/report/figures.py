@@ -47,9 +47,24 @@ def _empty(ax, text: str) -> None:
     ax.set_yticks([])
 
 
+def steady_windows(curve: Iterable[tuple[int, float]], min_span: int = 10) -> list[tuple[int, float]]:
+    """The finer curve with its short windows (an epoch that ends 3 iterations after a mark) merged into the next,
+    weighted by iterations, so every plotted point averages at least `min_span` iterations, or ends the curve."""
+    out, total, span, previous = [], 0.0, 0, 0
+    points = list(curve)
+    for index, (iteration, error) in enumerate(points):
+        total, span = total + error * (iteration - previous), span + iteration - previous
+        previous = iteration
+        if span >= min_span or index == len(points) - 1:
+            out.append((iteration, total / span if span else error))
+            total, span = 0.0, 0
+    return out
+
+
 def fig6(rows: Iterable[Row], path: Path) -> Path:
-    """ResNet Figure 6: training (dashed) and test (bold) error % against iterations; plain nets left, residual
-    right, one colour per net."""
+    """ResNet Figure 6: training (dashed) and test (bold) error % against iterations from 0; plain nets left,
+    residual right, one colour per net. Training error every few dozen iterations (the trial's finer curve),
+    test error at each evaluation."""
     plt = _pyplot()
     groups = [g for g in group_rows(rows).values()]
     panels = [("plain", [g for g in groups if not g.config.residual]),
@@ -64,15 +79,19 @@ def fig6(rows: Iterable[Row], path: Path) -> Path:
             if row is None or not row.history:
                 continue
             colour = cycle[depths.index(group.config.depth) % len(cycle)]
-            train = [(p.iteration, 100 * p.train_error) for p in row.history if p.train_error is not None]
+            # the finer curve (every few dozen iterations) where the trial logged one, else the epoch means
+            train = [(it, 100 * err) for it, err in steady_windows(row.curve)] or [
+                (p.iteration, 100 * p.train_error) for p in row.history if p.train_error is not None]
             test = [(p.iteration, 100 * p.test_error) for p in row.history if p.test_error is not None]
             if train:
                 ax.plot(*zip(*train), "--", color=colour, linewidth=1.0)
             if test:
-                ax.plot(*zip(*test), "-", color=colour, linewidth=2.2, label=_label(group) + suffix)
+                ax.plot(*zip(*test), "-", color=colour, linewidth=2.2, marker="o", markersize=3,
+                        label=_label(group) + suffix)  # markers: a single evaluation still shows
             drawn += 1
         ax.set_title(f"{title} nets")
         ax.set_xlabel("iterations")
+        ax.set_xlim(left=0)  # as the paper's axes: training from its start
         ax.grid(alpha=0.3)
         if drawn:
             ax.legend(fontsize=8)

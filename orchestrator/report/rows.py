@@ -20,8 +20,9 @@ STATE_TAG = "resnet_sweeps.state"
 TRIAL_ID_TAG = "resnet_sweeps.trial_id"
 PARENT_TAG = "mlflow.parentRunId"
 REPORT_KEY = "report"  # the sweep's report list, when the parent run carries it as a param or tag
-# Top-5 error is not in the training contract; a trial that measures it logs this metric (ImageNet, Table 3).
-TOP5_METRIC = "test_top5_error"
+TOP5_METRIC = "test_top5_error"  # multi-crop (10-crop) on ImageNet folders, as ResNet Table 3
+ONE_CROP_METRIC = "test_error_1crop"  # the center crop alone, as ResNeXt's tables (ImageNet folders only)
+CURVE_METRIC = "train_error_curve"  # Figure 6's finer training curve: windows of a few dozen iterations
 
 STATES = ("finished", "pending", "running", "stopped", "diverged", "failed")  # the trial's state tag
 
@@ -55,14 +56,17 @@ class Row:
     train_error: float | None = None  # final (or latest, for a running trial), fraction
     test_error: float | None = None
     top5_error: float | None = None
+    one_crop_error: float | None = None  # ImageNet: top-1 of the center crop alone; None elsewhere
     params: int | None = None
     macs: int | None = None  # multiply-adds for one image
     iterations: int | None = None  # the schedule's total
     iteration: int | None = None  # reached so far (last logged step)
     history: tuple[Point, ...] = ()
+    curve: tuple[tuple[int, float], ...] = ()  # (iteration, training error) every few dozen iterations
     layer_names: tuple[str, ...] = ()
     layer_std: tuple[float, ...] = ()  # Figure 7: std of each 3x3 layer's response, in layer order
     preact: bool = False
+    subset: bool = False  # trained or tested on part of the dataset (data.train_limit / data.test_limit)
 
     @property
     def finished(self) -> bool:
@@ -199,13 +203,16 @@ def _parse(value: str | None, kind: type) -> Any:
 
 def _run_row(client: Any, run: Any) -> Row:
     state = run.data.tags.get(STATE_TAG) or _RUN_STATUS.get(run.info.status, "running")
+    curve = tuple((m.step, m.value) for m in sorted(client.get_metric_history(run.info.run_id, CURVE_METRIC),
+                                                    key=lambda m: (m.step, m.timestamp)))
     return _row(run_id=run.info.run_id, run_name=run.info.run_name or run.info.run_id, params=run.data.params,
                 state=state, metrics=run.data.metrics, history=_history(client, run.info.run_id),
-                layers=_layer_responses(client, run.info.run_id))
+                layers=_layer_responses(client, run.info.run_id), curve=curve)
 
 
 def _row(run_id: str, run_name: str, params: dict[str, str], state: str, metrics: dict[str, float],
-         history: tuple[Point, ...], layers: tuple[tuple[str, ...], tuple[float, ...]]) -> Row:
+         history: tuple[Point, ...], layers: tuple[tuple[str, ...], tuple[float, ...]],
+         curve: tuple[tuple[int, float], ...] = ()) -> Row:
     from resnet_core.spec import ModelSpec
 
     model = {key: _parse(params.get(f"model.{key}"), kind) for key, kind in (
@@ -222,9 +229,11 @@ def _row(run_id: str, run_name: str, params: dict[str, str], state: str, metrics
         train_error=metrics.get("final_train_error", last.train_error if last else None),
         test_error=metrics.get("final_test_error", last.test_error if last else None),
         top5_error=metrics.get(f"final_{TOP5_METRIC}", metrics.get(TOP5_METRIC)),
+        one_crop_error=metrics.get(f"final_{ONE_CROP_METRIC}", metrics.get(ONE_CROP_METRIC)),
         params=cost[0], macs=cost[1],
         iterations=_parse(params.get("optim.iterations"), int), iteration=last.iteration if last else None,
-        history=history, layer_names=layers[0], layer_std=layers[1])
+        history=history, curve=tuple(dict(curve).items()), layer_names=layers[0], layer_std=layers[1],
+        subset=any(_parse(params.get(f"data.{k}"), int) for k in ("train_limit", "test_limit")))
 
 
 _RUN_STATUS = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "failed", "RUNNING": "running",

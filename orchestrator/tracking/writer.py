@@ -24,7 +24,8 @@ from orchestrator.tracking.server import quick_requests, unreachable, why_unreac
 from orchestrator.tracking.uris import redact_uri
 from resnet_core.specio import flatten
 
-EPOCHS_PER_BATCH = 50  # MLflow takes up to 1000 metrics per log_batch
+EPOCHS_PER_BATCH = 50  # epochs per round of log_batch calls
+MAX_METRICS_PER_BATCH = 1000  # MLflow's limit per log_batch (an epoch with a fine training curve has dozens)
 
 
 class TrialRun(NamedTuple):
@@ -156,8 +157,12 @@ class Tracker:
         for i in range(0, len(new), EPOCHS_PER_BATCH):
             chunk = new[i:i + EPOCHS_PER_BATCH]
             step = int(chunk[-1]["iteration"])
-            self.client.log_batch(run.run_id, metrics=[m for e in chunk for m in _metrics(e)],
-                                  tags=[RunTag(LAST_STEP, str(step))])
+            metrics = [m for e in chunk for m in _metrics(e)]
+            parts = [metrics[j:j + MAX_METRICS_PER_BATCH] for j in range(0, len(metrics), MAX_METRICS_PER_BATCH)]
+            for part in parts[:-1]:
+                self.client.log_batch(run.run_id, metrics=part)
+            # the last part carries the last-step tag: it goes up only once every metric before it has
+            self.client.log_batch(run.run_id, metrics=parts[-1] if parts else [], tags=[RunTag(LAST_STEP, str(step))])
             run = run._replace(last_step=step)
         tags = _tags(history)
         status = {"finished": "FINISHED", "diverged": "FAILED", "failed": "FAILED", "stopped": "KILLED"}.get(
