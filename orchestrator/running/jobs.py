@@ -103,10 +103,12 @@ def job_error(submission: Submission) -> str | None:
         client = JobSubmissionClient(submission.address)
         if str(client.get_job_status(submission.job_id).value) != "FAILED":
             return None
-        lines = [line.strip() for line in client.get_job_logs(submission.job_id).splitlines() if line.strip()]
+        logs = client.get_job_logs(submission.job_id)
     except Exception:  # noqa: BLE001  an unreachable cluster: job_status already says so
         return None
-    return lines[-1] if lines else None
+    from orchestrator.running.progress import last_line
+
+    return last_line(logs)
 
 
 def submissions() -> list[Submission]:

@@ -485,7 +485,7 @@ def sample_trial(sweep: SweepSpec, values: Mapping[str, Any], number: int,
     name = spec.model.name + (f"-{spec.model.shortcut}" if spec.model.family == "cifar" else "")
     for key, value in chosen.items():
         name += f"-{_short_key(key, list(chosen))}{_short_value(value)}"
-    name = re.sub(r"[^A-Za-z0-9_.+-]+", "_", f"{name}-seed{spec.seed}-s{number}")
+    name = _path_safe(f"{name}-seed{spec.seed}-s{number}")
     return Trial(f"{trial_id_of(spec)}-{number}", name, spec, tuple({**chosen, "seed": spec.seed}.items()))
 
 
@@ -609,12 +609,16 @@ def _names(specs: list[TrialSpec], varied: list[dict[str, Any]]) -> list[str]:
             name += f"-{spec.model.shortcut}"
         for key in differing:
             name += f"-{_short_key(key, differing)}{_short_value(flat.get(key, v.get(key)))}"
-        # Names become directory names (Tune's trial directories): only characters safe in a path component.
-        names.append(re.sub(r"[^A-Za-z0-9_.+-]+", "_", f"{name}-seed{spec.seed}"))
+        names.append(_path_safe(f"{name}-seed{spec.seed}"))
     counts: dict[str, int] = {}
     for n in names:
         counts[n] = counts.get(n, 0) + 1
     return [n if counts[n] == 1 else f"{n}-{trial_id_of(s)[:6]}" for n, s in zip(names, specs)]
+
+
+def _path_safe(name: str) -> str:
+    """Names become directory names (Tune's trial directories): only characters safe in a path component."""
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", name)
 
 
 def _short_key(key: str, all_keys: list[str]) -> str:
