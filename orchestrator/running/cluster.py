@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
+from typing import Any
 
 from orchestrator.errors import CliError
 
@@ -24,10 +25,17 @@ def alive_nodes() -> list[dict]:
     return [n for n in ray.nodes() if n.get("Alive")]
 
 
+def on_each_node(task: Any, nodes: list[dict], *args: Any) -> list[Any]:
+    """Start the Ray task `task` (a @ray.remote function) once on each of `nodes`, pinned there; its refs."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return [task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(*args)
+            for n in nodes]
+
+
 def check_shared_storage(storage: str) -> None:
     """Raise CliError (exit 2) when the cluster has several nodes and some cannot see `storage`."""
     import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     nodes = alive_nodes()
     if len(nodes) <= 1 or storage.startswith(REMOTE_SCHEMES):
@@ -42,9 +50,7 @@ def check_shared_storage(storage: str) -> None:
         return os.path.exists(path)
 
     try:
-        refs = [sees.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
-                .remote(str(marker)) for n in nodes]
-        seen = ray.get(refs, timeout=VISIBILITY_TIMEOUT_S)
+        seen = ray.get(on_each_node(sees, nodes, str(marker)), timeout=VISIBILITY_TIMEOUT_S)
     finally:
         marker.unlink(missing_ok=True)
     blind = [n["NodeManagerAddress"] + f" (node {n['NodeID'][:8]})" for n, ok in zip(nodes, seen) if not ok]

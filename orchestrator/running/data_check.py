@@ -43,9 +43,8 @@ def _check_on_nodes(trial: Trial, sweep: SweepSpec) -> None:
     nodes) are not checked: a trial there that lacks the data fails once, with this same message."""
     import ray
     from ray.exceptions import RayTaskError
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from orchestrator.running.cluster import alive_nodes
+    from orchestrator.running.cluster import alive_nodes, on_each_node
 
     needs_gpu = bool(sweep.resources.worker_gpu)
     nodes = [n for n in alive_nodes() if n["Resources"].get("CPU", 0) > 0
@@ -60,8 +59,7 @@ def _check_on_nodes(trial: Trial, sweep: SweepSpec) -> None:
         ensure_dataset(from_dict(DataSpec, spec_dict))
 
     spec = to_dict(trial.spec.data)
-    refs = [look.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(spec)
-            for n in nodes]
+    refs = on_each_node(look, nodes, spec)
     errors = []
     for node, ref in zip(nodes, refs):  # every answer is collected: Ray reports errors nobody read at exit
         try:
