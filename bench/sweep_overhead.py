@@ -111,11 +111,13 @@ def through_sweep(iterations: int, lrs: list[float], workdir: Path) -> dict[str,
     first_metric = min(m.timestamp for r in trials for m in client.get_metric_history(r.info.run_id, "train_loss"))
     first_start = min(r.info.start_time for r in trials) / 1000
     last_end = max(r.info.end_time for r in trials) / 1000
-    epochs = []  # per trial in the order Tune ran them: (when its metrics were stamped, epoch_time) per epoch
-    for run in sorted(trials, key=lambda r: r.info.start_time):
-        stamps = {m.step: m.timestamp / 1000 for m in client.get_metric_history(run.info.run_id, "train_loss")}
-        took = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "epoch_time")}
-        epochs.append([(stamps[step], took[step]) for step in sorted(stamps)])
+    # Per trial in the order Tune ran them: (when the epoch was recorded, its epoch_time) per epoch, from the
+    # trials' records (the stamps MLflow shows; epoch_time is not an MLflow metric).
+    from orchestrator.records import trial_record
+
+    histories = [trial_record.read(p) for p in (workdir / "home").rglob(trial_record.FILENAME)]
+    epochs = [[(e["time_ms"] / 1000, e["epoch_time"]) for e in h.epochs]
+              for h in sorted(histories, key=lambda h: h.epochs[0]["time_ms"] if h.epochs else 0)]
     return {"wall": wall, "first_metric": first_metric / 1000 - start_wall,
             "startup": first_start - start_wall,  # CLI start, MLflow store, Ray start, first trial scheduled
             "trials": last_end - first_start,  # trials back to back, as Tune ran them

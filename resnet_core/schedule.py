@@ -3,14 +3,15 @@
 Step schedule in iterations, as the paper gives it: the base lr (0.1 per batch of 128), divided by 10 at 32k and
 48k iterations. ResNet-110's warm-up runs at 0.01 "until the training error is below 80% (about 400 iterations)":
 whether warm-up is still on is state measured during training (`WarmupState`), so it is an argument here and the
-function stays pure; train.py checkpoints that state with the model.
+function stays pure; train.py checkpoints that state with the model. Epochs are counted in full batches of the
+training images a data spec leaves after its hold-out (split_sizes, steps_per_epoch).
 """
 from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
 
-from resnet_core.spec import OptimSpec
+from resnet_core.spec import DataSpec, OptimSpec
 from resnet_core.specio import SpecError
 
 # Iterations between host syncs that read the running training error while warming up: each check costs one
@@ -54,6 +55,23 @@ def learning_rate(optim: OptimSpec, iteration: int, warming_up: bool = False) ->
         return optim.warmup.lr
     passed = bisect.bisect_right(optim.milestones, iteration)  # a milestone at 32000 applies from iteration 32000
     return optim.lr * optim.lr_decay ** passed
+
+
+# Images per split of the real datasets (train, test); synthetic sets say their own sizes.
+DATASET_SIZES = {"cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000), "imagenet": (1_281_167, 50_000)}
+
+
+def split_sizes(data: DataSpec) -> tuple[int, int]:
+    """(training images after the validation hold-out, test images) the trial will see."""
+    if data.dataset == "synthetic":
+        train, test = data.synthetic_train, data.synthetic_test
+    else:
+        train, test = DATASET_SIZES[data.dataset]
+    if data.train_limit:
+        train = min(train, data.train_limit)
+    if data.test_limit:
+        test = min(test, data.test_limit)
+    return max(train - data.val_split, 1), test
 
 
 def steps_per_epoch(train_size: int, batch_size: int) -> int:

@@ -62,7 +62,7 @@ def test_workers_need_a_batch_they_can_split_evenly():
     assert len(expand(sweep({"workers": 2, "gpu_per_worker": 1}))) == 1
     with pytest.raises(SpecError) as err:
         expand(sweep({"workers": 3}))
-    assert err.value.key_path == "optim.batch_size" and "multiple of resources.workers (3)" in str(err.value)
+    assert err.value.key_path == "base.optim.batch_size" and "multiple of resources.workers (3)" in str(err.value)
     for bad in ({"workers": 0}, {"workers": 1.5}, {"gpu_per_worker": -1}, {"gpu": 1, "gpu_per_worker": 0.5}):
         with pytest.raises(SpecError) as err:
             sweep(bad)

@@ -117,7 +117,7 @@ def test_curve_points_reach_mlflow_at_their_own_steps_past_the_batch_limit(tmp_p
 
     from mlflow import MlflowClient
 
-    from orchestrator.records.trial_record import History
+    from orchestrator.records import trial_record
     from orchestrator.report.rows import CURVE_METRIC
     from orchestrator.specs.sweep import expand, load_sweep
     from orchestrator.tracking.writer import Tracker
@@ -131,8 +131,8 @@ def test_curve_points_reach_mlflow_at_their_own_steps_past_the_batch_limit(tmp_p
     epoch = {"event": "epoch", "iteration": 14000, "time_ms": 1, "train_error": 0.5,
              "train_error_curve": [[20 * i, 0.9 - i / 1000] for i in points],
              "train_loss_curve": [[20 * i, 2.0 - i / 1000] for i in points]}
-    run = tracker.sync_trial(parent, trial, History(epochs=(epoch,), state="running"), None,
-                             lambda: {"params": 1, "macs": 1})
+    trial_record.append(trial_record.record_path(tmp_path, trial), [epoch])
+    run = tracker.sync_trial(parent, tmp_path, trial)
     client = MlflowClient(tracking_uri=uri)
     history = client.get_metric_history(run.run_id, CURVE_METRIC)
     assert sorted(m.step for m in history) == [20 * i for i in points]

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.specs.plan import (Throughput, calibrate_cpu, estimate_device, macs_per_sec, measured_gpu, plan_sweep, split_sizes)
+from orchestrator.specs.plan import (Throughput, calibrate_cpu, estimate_device, macs_per_sec, measured_gpu, plan_sweep)
+from resnet_core.schedule import split_sizes
 from orchestrator.specs.sweep import load_sweep
 from resnet_core.spec import DataSpec
 from resnet_core.specio import SpecError
@@ -64,10 +65,11 @@ def test_without_a_gpu_the_estimate_is_for_this_cpu_from_a_calibration():
     assert plan.est_wall_seconds <= plan.est_seconds
 
 
-def test_a_batch_larger_than_the_training_set_is_refused_before_any_calibration():
-    sweep = load_sweep(ROOT / "sweeps" / "smoke.yaml", ["optim.batch_size=100000"])
-    with pytest.raises(SpecError, match="optim.batch_size"):
-        plan_sweep(sweep)
+def test_a_batch_larger_than_the_training_set_is_refused_as_the_sweep_is_read():
+    """Before any calibration, Ray or MLflow (tests/faults/test_bad_input.py runs it through `run`)."""
+    with pytest.raises(SpecError, match=r"smoke.yaml:\d+: base.optim.batch_size: got 100000, expected at most the "
+                                        r"256 training images in trial resnet8-A-seed0"):
+        load_sweep(ROOT / "sweeps" / "smoke.yaml", ["optim.batch_size=100000"])
 
 
 def test_split_sizes():

@@ -48,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
     where = "" if args.no_log else f"; logged to run {sweep.parent_run_id} under report/"
     print(f"Wrote {len(report.files)} files to {out_dir}{where}.")
     if not args.no_log:
-        from orchestrator.tracking.writer import Tracker
+        from orchestrator.tracking.ui import browse_hint
 
-        print(f"see it in MLflow: {Tracker(tracking_uri).browse_hint(sweep.parent_run_id)}")
+        print(f"see it in MLflow: {browse_hint(tracking_uri, sweep.parent_run_id)}")
     if report.missing:
         print(f"{len(report.missing)} cells still missing (see 'Still missing' above).")
     if unfinished(sweep):

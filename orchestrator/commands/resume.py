@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from orchestrator.errors import CliError
     from orchestrator.running.data_check import check_sweep_data
     from orchestrator.running.driver import check_not_running, drive
-    from orchestrator.tracking.sync import RunSync
+    from orchestrator.tracking.writer import Tracker
     from orchestrator.specs.sweep import expand, sweep_from_dict
     from resnet_core import yaml12
 
@@ -41,14 +41,15 @@ def run(args: argparse.Namespace) -> int:
                        f"`resnet-sweep run {record.sweep_file}` starts a new search")
     trials = expand(sweep)
     histories = {t.id: trial_record.read(trial_record.record_path(record.records, t.to_dict())) for t in trials}
-    sync = RunSync(record.tracking_uri, record.parent_run_id, record.records)
-    behind = sync.sync_all([t.to_dict() for t in trials if histories[t.id].state != "pending"])
+    tracker = Tracker(record.tracking_uri)
+    behind = tracker.sync_trials(record.parent_run_id, record.records,
+                                 [t.to_dict() for t in trials if histories[t.id].state != "pending"])
     if behind:
         print("resnet-sweep resume: MLflow could not be brought up to date, nothing was started:\n"
               + "".join(f"  {line}\n" for line in behind), file=sys.stderr, end="")
         return 1
     if finished:
-        sync.tracker.end_sweep(record.parent_run_id, "finished")
+        tracker.end_sweep(record.parent_run_id, "finished")
         state.update(args.name, mlflow_behind=[])
         print(f"MLflow is up to date with the trials' records of {args.name!r} (parent run {record.parent_run_id})")
         return 0
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         resources, note = trial_resources(sweep)
         if note:
             print(f"note: {note}")
-        sync.tracker.reopen_sweep(record.parent_run_id)
+        tracker.reopen_sweep(record.parent_run_id)
         restore_from = {}
         if record.records_root:  # object storage: Tune's newest checkpoint of each trial, found by listing
             restore_from = {t.id: uri for t in remaining

@@ -102,8 +102,9 @@ def run(args: argparse.Namespace) -> int:
 
 def start_sweep_while_ray_starts(start_sweep: Any, args: argparse.Namespace) -> str:
     """Run `start_sweep()` (the MLflow parent run; on a new SQLite store MLflow's import and table creation take
-    seconds) on a thread while the local Ray starts here: start-up costs the longer of the two, not their sum
-    (bench/RESULTS.md). No trial starts before both are done; if MLflow fails, Ray is shut down again."""
+    seconds), then import Ray Tune (1-2 s), on a thread while the local Ray starts here, which is mostly waiting
+    for Ray's processes: start-up costs the longest of these, not their sum (bench/RESULTS.md). No trial starts
+    before all are done; if MLflow fails, Ray is shut down again."""
     import threading
 
     from orchestrator.running.resources import init_ray
@@ -113,6 +114,7 @@ def start_sweep_while_ray_starts(start_sweep: Any, args: argparse.Namespace) -> 
     def work() -> None:
         try:
             outcome["run_id"] = start_sweep()
+            import ray.tune  # noqa: F401  for the driver's next step
         except BaseException as err:  # noqa: BLE001  raised again below, in the main thread
             outcome["error"] = err
 

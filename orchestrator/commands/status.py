@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from orchestrator.records import state
     from orchestrator.running.progress import render
-    from orchestrator.tracking.writer import Tracker
+    from orchestrator.tracking.ui import browse_hint
 
     counts: dict[str, int] = {}
     for r in rows:
@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
                       f"resnet-sweep resume {summary['name']}  sends the rest", highlight=False)
     if summary["state"] == "interrupted":
         console.print(f"continue it:  resnet-sweep resume {summary['name']}", highlight=False)
-    hint = Tracker(state.load(args.name).tracking_uri).browse_hint(summary["parent_run_id"])  # unredacted URI
+    hint = browse_hint(state.load(args.name).tracking_uri, summary["parent_run_id"])  # unredacted URI
     console.print(f"compare the runs in MLflow: {hint}", highlight=False, soft_wrap=True)
     return 0
 

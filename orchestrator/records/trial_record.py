@@ -3,8 +3,9 @@
 The trial's leader process appends `start` (where it runs, which checkpoint it resumed from), one `epoch` per
 finished epoch (after the checkpoint of that epoch is on disk, before Tune hears of it), `diverged`, and `failed`
 with `final` (a SpecError: the same settings would fail again); the driver appends what only it sees: `crashed`
-(Tune retries the trial), `failed` (Tune gave up on it) and `stopped` (the scheduler, e.g. ASHA, stopped it). MLflow, `status` and
-`resume` are views brought up to date from it (`orchestrator.tracking.sync_trial`); nothing else keeps epochs.
+(Tune retries the trial), `failed` (Tune gave up on it) and `stopped` (the scheduler, e.g. ASHA, stopped it).
+MLflow, `status` and `resume` are views brought up to date from it (orchestrator/tracking/writer.py's
+`Tracker.sync_trial`); nothing else keeps epochs.
 
 Where it lives: on file-system storage (local, or a shared mount every node sees) in the trial's directory of
 the Tune experiment, written by the trial itself, so epochs finished while the driver was dying are kept. On

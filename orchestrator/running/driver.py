@@ -11,7 +11,6 @@ from typing import Any
 
 from orchestrator.errors import CliError
 from orchestrator.records import state
-from orchestrator.running import interrupt
 from orchestrator.tracking.writer import Tracker
 
 
@@ -31,6 +30,8 @@ def drive(record: state.SweepRecord, tuner_factory: Any, resume: bool, earlier: 
     `earlier`: trials a resumed sweep does not run again ({config, last_result, status} as Tune's trials have
     them), for the summary; `tuner_factory` is None when no trial is left to run."""
     from rich.console import Console
+
+    from orchestrator.running import interrupt  # imports Ray Tune (1-2 s): `run` has it imported while Ray starts
 
     console = Console(width=max(Console().width, 100))  # pipes get 80 columns: too narrow for the table
     record.state, record.driver_pid = "running", os.getpid()
@@ -93,11 +94,12 @@ def _rows(record: state.SweepRecord, results: Any, earlier: list[dict]) -> list[
 def _summary(console: Any, record: state.SweepRecord, rows: list[dict], counts: dict[str, int], elapsed: float,
              resume: bool) -> None:
     from orchestrator.running.progress import last_line, render
+    from orchestrator.tracking.ui import browse_hint
 
     console.print(render(rows, f"Sweep {record.name}: {', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}"
                                f" in {elapsed:.1f} s{' (resumed)' if resume else ''}"))
     console.print(f"MLflow experiment {record.experiment!r}, parent run {record.parent_run_id}")
-    console.print(f"compare the runs in MLflow: {Tracker(record.tracking_uri).browse_hint(record.parent_run_id)}",
+    console.print(f"compare the runs in MLflow: {browse_hint(record.tracking_uri, record.parent_run_id)}",
                   highlight=False, soft_wrap=True)
     console.print(f"status:  resnet-sweep status {record.name}", highlight=False)
     for r in rows:

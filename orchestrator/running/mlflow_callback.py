@@ -1,11 +1,7 @@
-"""Ray Tune -> MLflow, from the driver: each trial's nested child run kept up to date with the trial's record.
-
-Ray's MLflowLoggerCallback neither nests runs nor survives a driver restart. Here each Tune trial carries our stable
-trial id in its config, and its child run is a view of its record (orchestrator/records/trial_record.py), brought
-up to date by the one idempotent operation of orchestrator/tracking/sync.py, on a background thread whenever Tune
-says something about a trial and for every trial at the sweep's end. A tracking server that is slow or away
-therefore never stalls Tune's event loop, nothing waits in memory (the record keeps every epoch), and what the
-sweep's end could not send, `resume` sends.
+"""Ray Tune -> MLflow, from the driver: Tune's events go into the trials' records, and a background thread brings
+each changed trial's nested child run up to date (`Tracker.sync_trial`), so a slow or absent tracking server never
+stalls Tune's event loop; what the sweep's end could not send, `resume` sends. (Ray's MLflowLoggerCallback neither
+nests runs nor survives a driver restart.)
 """
 from __future__ import annotations
 
@@ -19,12 +15,11 @@ from ray.tune import Callback
 from orchestrator.records import trial_record
 from orchestrator.running import interrupt
 from orchestrator.running.progress import trial_state
-from orchestrator.tracking.sync import RunSync
-from orchestrator.tracking.uris import redact_uri
 from orchestrator.tracking.server import quick_requests, unreachable
+from orchestrator.tracking.uris import redact_uri
+from orchestrator.tracking.writer import Tracker
 
-FINAL_WAIT_S = 30.0   # at the sweep's end, how long syncs keep trying: a server restarting right then
-                      # (`mlflow server` takes 5-25 s to start on a 2-core machine)
+FINAL_WAIT_S = 30.0   # at the sweep's end, syncs keep trying this long (a restarting `mlflow server`: 5-25 s here)
 MAX_BACKOFF_S = 30.0  # after failed syncs the next try waits twice as long as the last wait, 1 s to this
 
 
@@ -38,7 +33,7 @@ class MlflowSweepCallback(Callback):
         self._reset()
 
     def _reset(self) -> None:
-        self._sync = RunSync(self.tracking_uri, self.parent_run_id, self.records_root)
+        self._tracker = Tracker(self.tracking_uri)
         self._infos: dict[str, dict[str, Any]] = {}
         self._changed: dict[str, None] = {}  # trial ids, in order
         self._wake = threading.Condition()
@@ -97,11 +92,13 @@ class MlflowSweepCallback(Callback):
             failed = []
             for trial_id in changed:
                 try:
-                    self._sync.sync(self._infos[trial_id])
+                    self._tracker.sync_trial(self.parent_run_id, self.records_root, self._infos[trial_id])
                 except Exception as err:  # noqa: BLE001  the record keeps it; tried again below
                     failed.append(trial_id)
-                    if not unreachable(err):
-                        self._warn(f"MLflow refused a write for {self._infos[trial_id]['name']}: {self._sync.why(err)}")
+                    warning = f"MLflow refused a write for {self._infos[trial_id]['name']}: {self._tracker.why(err)}"
+                    if not unreachable(err) and warning not in self._warned:
+                        self._warned.add(warning)
+                        print(f"resnet-sweep: {warning}", file=sys.stderr, flush=True)
             wait = min(MAX_BACKOFF_S, max(1.0, 2 * wait)) if failed else 0.0
             with self._wake:
                 self._changed = {**dict.fromkeys(failed), **self._changed}
@@ -113,15 +110,16 @@ class MlflowSweepCallback(Callback):
             self._wake.notify()
         if self._thread is not None:
             self._thread.join()  # at most one request's time-out
-        behind = self._sync.sync_all(list(self._infos.values()), FINAL_WAIT_S)
+        behind = self._tracker.sync_trials(self.parent_run_id, self.records_root, list(self._infos.values()),
+                                           FINAL_WAIT_S)
         states = {trial_state(t) for t in trials}
         sweep_state = "interrupted" if interrupt.requested() else "failed" if "failed" in states \
             else "finished" if states <= {"finished", "diverged", "stopped"} else "interrupted"
         try:
             with quick_requests():
-                self._sync.tracker.end_sweep(self.parent_run_id, sweep_state)
+                self._tracker.end_sweep(self.parent_run_id, sweep_state)
         except Exception as err:  # noqa: BLE001
-            behind.append(f"sweep parent run {self.parent_run_id} (state {sweep_state}): {self._sync.why(err)}")
+            behind.append(f"sweep parent run {self.parent_run_id} (state {sweep_state}): {self._tracker.why(err)}")
         if behind:
             from orchestrator.records import state
 
@@ -130,11 +128,6 @@ class MlflowSweepCallback(Callback):
             print(f"resnet-sweep: MLflow is behind the trials' records for {len(behind)} runs; the records keep "
                   f"every epoch, and `resnet-sweep resume {self.sweep_name}` sends the rest once the server "
                   "answers:\n" + "".join(f"  {line}\n" for line in behind), file=sys.stderr, end="", flush=True)
-
-    def _warn(self, text: str) -> None:
-        if text not in self._warned:
-            self._warned.add(text)
-            print(f"resnet-sweep: {text}", file=sys.stderr, flush=True)
 
 
 def _error(trial: Any) -> str:

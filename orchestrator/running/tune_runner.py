@@ -40,8 +40,7 @@ def shared_state_dir(storage_path: str, experiment_dir: str) -> str | None:
 
 
 def trial_epochs(trial: Trial) -> int:
-    from orchestrator.specs.plan import split_sizes
-    from resnet_core.schedule import epochs_for  # an epoch is floor(N / batch) full-batch iterations
+    from resnet_core.schedule import epochs_for, split_sizes  # an epoch is floor(N / batch) full-batch iterations
 
     train_images, _ = split_sizes(trial.spec.data)
     return epochs_for(trial.spec.optim.iterations, train_images, trial.spec.optim.batch_size)

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from orchestrator.specs.sweep import SweepSpec, Trial, expand, probe_trials
-from resnet_core.schedule import steps_per_epoch
-from resnet_core.spec import DataSpec, ModelSpec
+from resnet_core.schedule import split_sizes, steps_per_epoch
+from resnet_core.spec import ModelSpec
 
 # Assumed for GPUs until bench/gpu_check.py has measured one (no session has had a GPU yet). Small nets leave a GPU
 # underused, so the multiply-add rate grows with model size; two reference points, interpolated in
@@ -118,10 +118,6 @@ def throughput_for(sweep: SweepSpec, device: Device | None = None) -> Throughput
     return calibrate_cpu(max(1, min(cores, math.floor(sweep.resources.cpu))))
 
 
-# Images per split of the real datasets (train, test); synthetic sets say their own sizes.
-DATASET_SIZES = {"cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000), "imagenet": (1_281_167, 50_000)}
-
-
 @dataclass(frozen=True)
 class TrialPlan:
     index: int
@@ -158,19 +154,6 @@ class SweepPlan:
         out = asdict(self)
         out["trials"] = [asdict(t) for t in self.trials]
         return out
-
-
-def split_sizes(data: DataSpec) -> tuple[int, int]:
-    """(training images after the validation hold-out, test images) the trial will see."""
-    if data.dataset == "synthetic":
-        train, test = data.synthetic_train, data.synthetic_test
-    else:
-        train, test = DATASET_SIZES[data.dataset]
-    if data.train_limit:
-        train = min(train, data.train_limit)
-    if data.test_limit:
-        test = min(test, data.test_limit)
-    return max(train - data.val_split, 1), test
 
 
 def _cost(model: ModelSpec, num_classes: int, image_size: int | None) -> tuple[int, int, int]:
@@ -213,8 +196,6 @@ def plan_sweep(sweep: SweepSpec, throughput: Throughput | None = None, device: D
     `run` would train here) after every trial has been checked, so bad input is refused before any calibration."""
     searched = sweep.search.kind == "optuna"
     trials = probe_trials(sweep) if searched else expand(sweep)  # a search's trials are known only as it runs
-    for trial in trials:  # raises SpecError (e.g. a batch larger than the training set) before measuring
-        steps_per_epoch(split_sizes(trial.spec.data)[0], trial.spec.optim.batch_size)
     throughput = throughput or throughput_for(sweep, device)
     planned = tuple(plan_trial(i, t, throughput) for i, t in enumerate(trials))
     total = sum(t.est_seconds for t in planned)

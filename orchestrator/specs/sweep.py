@@ -19,6 +19,7 @@ from typing import Any, Literal, Mapping, Sequence
 
 from orchestrator.contract import REPORT_NAMES
 from orchestrator.specs.yamlsource import YamlSource
+from resnet_core.schedule import split_sizes
 from resnet_core.spec import TrialSpec
 from resnet_core.specio import (SpecError, check_key_path, flatten, from_dict, parse_set_item, set_path,
                                 to_dict)
@@ -456,13 +457,23 @@ def expand(sweep: SweepSpec, source: YamlSource | None = None) -> list[Trial]:
             raise SpecError("grid", name, f"distinct trials; {name} repeats {seen[trial_id]} exactly (a grid or "
                             "override value that changes nothing?)", source.name if source else None)
         seen[trial_id] = name
-        workers = sweep.resources.workers
-        if spec.optim.batch_size % workers:  # each worker trains on an equal share of every batch
-            raise SpecError("optim.batch_size", spec.optim.batch_size,
-                            f"a multiple of resources.workers ({workers}) in trial {name}",
-                            source.name if source else None)
-        trials.append(Trial(trial_id, name, spec, tuple(varied.items())))
+        trials.append(_check_batch(Trial(trial_id, name, spec, tuple(varied.items())), sweep, source))
     return trials
+
+
+def _check_batch(trial: Trial, sweep: SweepSpec, source: YamlSource | None) -> Trial:
+    """A batch that fits the trial's resources and data: refused here rather than by a trial that fails on Ray."""
+    batch, workers = trial.spec.optim.batch_size, sweep.resources.workers
+    train_images = split_sizes(trial.spec.data)[0]
+    if batch % workers:  # each worker trains on an equal share of every batch
+        expected = f"a multiple of resources.workers ({workers})"
+    elif batch > train_images:  # every iteration is a full batch
+        held = trial.spec.data.val_split
+        expected = f"at most the {train_images} training images" + (f" left after data.val_split ({held})" if held else "")
+    else:
+        return trial
+    at = origin_of(sweep, trial, "optim.batch_size")
+    raise SpecError(at, batch, f"{expected} in trial {trial.name}", source.where(at) if source else None)
 
 
 def probe_trials(sweep: SweepSpec, source: YamlSource | None = None) -> list[Trial]:
@@ -471,7 +482,8 @@ def probe_trials(sweep: SweepSpec, source: YamlSource | None = None) -> list[Tri
     corners = [{d.key: d.values[0] for d in sweep.search.space}, {d.key: d.values[-1] for d in sweep.search.space}]
     for d in sweep.search.space:
         corners += [{**corners[0], d.key: v} for v in d.values[1:-1]]
-    return [sample_trial(sweep, values, number, source) for number, values in enumerate(corners)]
+    return [_check_batch(sample_trial(sweep, values, number, source), sweep, source)
+            for number, values in enumerate(corners)]
 
 
 def sample_trial(sweep: SweepSpec, values: Mapping[str, Any], number: int,

@@ -39,3 +39,17 @@ def browse(tracking_uri: str, experiment_id: str, parent_run_id: str) -> str:
         server, start = LOCAL_UI, f"`mlflow ui --backend-store-uri {redact_uri(tracking_uri)}`, then "
     return (f"{start}the trials: {server}/{trials_page(experiment_id, parent_run_id)}  the report: "
             f"{server}/{run_page(experiment_id, parent_run_id)}")
+
+
+def browse_hint(tracking_uri: str, parent_run_id: str) -> str:
+    """`browse` for a launch, asking the server for its experiment; a server away right now gets the general hint."""
+    from orchestrator.tracking.server import quick_requests
+    from orchestrator.tracking.uris import ui_command
+    from orchestrator.tracking.writer import Tracker
+
+    try:
+        with quick_requests():
+            experiment_id = Tracker(tracking_uri).client.get_run(parent_run_id).info.experiment_id
+    except Exception:  # noqa: BLE001
+        return ui_command(tracking_uri)
+    return browse(tracking_uri, experiment_id, parent_run_id)

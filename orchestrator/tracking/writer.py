@@ -1,18 +1,20 @@
-"""The one place that writes MLflow: the layout PRODUCT.md promises (contract 2 in the project's notes).
+"""The one place that writes MLflow: the layout PRODUCT.md promises (names: orchestrator/contract.py).
 
-experiment = the sweep's `experiment` or `name`; one parent run per launch (tags resnet_sweeps.role=sweep,
-resnet_sweeps.sweep=NAME); one child run per trial, found again by its tag resnet_sweeps.trial_id under the
-parent, so a resumed sweep never opens a duplicate. A child run is a view of the trial's record
-(orchestrator/records/trial_record.py), brought up to date by `Tracker.sync_trial`: epochs as metrics with step =
-iteration, stamped with the time the trial recorded them, so sending one again adds nothing. How long to wait for
-the server, and what its silence means: orchestrator/tracking/server.py.
+experiment = the sweep's `experiment` or `name`; one parent run per launch; one child run per trial, found again by
+its tag resnet_sweeps.trial_id under the parent, so a resumed sweep never opens a duplicate. A child run is a view
+of the trial's record (orchestrator/records/trial_record.py), brought up to date by one idempotent operation,
+`Tracker.sync_trial`, which the live callback (orchestrator/running/mlflow_callback.py), the sweep's end and
+`resume` all call: epochs as metrics with step = iteration, stamped with the time the trial recorded them, so
+sending one again adds nothing. How long to wait for the server, and what its silence means: tracking/server.py.
 """
 from __future__ import annotations
 
 import json
 import logging
+import sys
+import time
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import urlparse
 
 import yaml
@@ -20,6 +22,7 @@ import yaml
 from orchestrator.contract import (DIVERGED_AT, EPOCHS, ERROR, EXPERIMENT_KIND, FINAL, FINAL_ERRORS, LAST_ERROR,
                                    LAST_STEP, LAYER_RESPONSES, NOT_METRICS, NOTE, PARENT, ROLE, START_TAGS, STARTS,
                                    STATE, SWEEP, TAG, TRIAL_ID, WALL_TIME)
+from orchestrator.records import trial_record
 from orchestrator.tracking.server import quick_requests, unreachable, why_unreachable
 from orchestrator.tracking.uris import redact_uri
 from resnet_core.specio import flatten
@@ -36,19 +39,13 @@ class TrialRun(NamedTuple):
     status: str
 
 
-def _artifact_root(tracking_uri: str) -> Path | None:
-    """Artifacts of a SQLite store sit beside the database (MLflow's default is ./mlruns of the current dir)."""
-    if not tracking_uri.startswith("sqlite:///"):
-        return None
-    return Path(urlparse(tracking_uri).path).parent / "mlartifacts"
-
-
 class Tracker:
     """A thin wrapper over MlflowClient for one tracking URI (the client is made on first use)."""
 
     def __init__(self, tracking_uri: str):
         self.tracking_uri = tracking_uri
         self._client: Any = None
+        self.runs: dict[str, TrialRun] = {}  # trial id -> what the server has of its run, as far as we know
 
     @property
     def client(self) -> Any:
@@ -71,8 +68,9 @@ class Tracker:
                 self.client.restore_experiment(found.experiment_id)
             experiment_id = found.experiment_id
         else:
-            root = _artifact_root(self.tracking_uri)
-            location = (root / name).as_uri() if root else None
+            location = None  # a SQLite store's artifacts sit beside it (MLflow's default: ./mlruns of the cwd)
+            if self.tracking_uri.startswith("sqlite:///"):
+                location = (Path(urlparse(self.tracking_uri).path).parent / "mlartifacts" / name).as_uri()
             try:
                 experiment_id = self.client.create_experiment(name, artifact_location=location)
             except Exception:  # created meanwhile by another driver
@@ -88,18 +86,6 @@ class Tracker:
     def describe_run(self, run_id: str, markdown: str) -> None:
         """The run's description on its MLflow page (the report's summary on a sweep's parent run)."""
         self.client.set_tag(run_id, NOTE, markdown)
-
-    def browse_hint(self, parent_run_id: str) -> str:
-        """How to look at a launch's trials in the MLflow UI (see tracking/ui.py)."""
-        from orchestrator.tracking.ui import browse
-        from orchestrator.tracking.uris import ui_command
-
-        try:
-            with quick_requests():
-                experiment_id = self.client.get_run(parent_run_id).info.experiment_id
-        except Exception:  # noqa: BLE001  a server away right now: the general hint still helps
-            return ui_command(self.tracking_uri)
-        return browse(self.tracking_uri, experiment_id, parent_run_id)
 
     def start_sweep(self, experiment: str, sweep_name: str, sweep_dict: dict[str, Any], trial_count: int,
                     tags: dict[str, str]) -> str:
@@ -130,40 +116,69 @@ class Tracker:
     def end_sweep_on_exit(self, run_id: str, state: str) -> None:
         """end_sweep for a driver on its way out (interrupted, or Tune failed): within seconds, and an unreachable
         server is a note on stderr rather than an error hiding the real one."""
-        import sys
-
         try:
             with quick_requests():
                 self.end_sweep(run_id, state)
         except Exception as err:  # noqa: BLE001
             if not unreachable(err):
                 raise
-            print(f"resnet-sweep: the sweep's parent run {run_id} could not be marked {state!r}: the MLflow tracking "
-                  f"server {redact_uri(self.tracking_uri)} did not answer ({why_unreachable(err, self.tracking_uri)})",
+            print(f"resnet-sweep: the sweep's parent run {run_id} could not be marked {state!r}: {self.why(err)}",
                   file=sys.stderr)
 
     # -- trials (children) ----------------------------------------------------------------------------------
 
-    def sync_trial(self, parent_run_id: str, trial: dict[str, Any], history: Any, run: TrialRun | None,
-                   model_cost: Callable[[], dict[str, int]]) -> TrialRun:
-        """Bring `trial`'s child run ({id, name, spec}) up to date with its record (a trial_record.History): the
-        epochs after the run's last step, the tags of its latest start, its outcome. `run` is what an earlier call
-        returned (None: find or create the run). Idempotent: what the run has is not sent again, and an epoch sent
-        twice after a lost answer carries the same timestamp, which MLflow's SQL store keeps once."""
+    def sync_trial(self, parent_run_id: str, records_root: str | Path, trial: dict[str, Any]) -> TrialRun:
+        """Bring `trial`'s child run ({id, name, spec}) up to date with its record: the epochs after the run's last
+        step, the tags of its latest start, its outcome. Raises what MLflow raised, within seconds; after a failure
+        the run is read back from the server first (a request whose answer was lost may have been committed).
+        Idempotent: what the run has is not sent again, and an epoch sent twice after a lost answer carries the
+        same timestamp, which MLflow's SQL store keeps once."""
+        history = trial_record.read(trial_record.record_path(records_root, trial))
+        try:
+            with quick_requests():
+                run = self._sync(parent_run_id, trial, history, self.runs.get(trial["id"]))
+        except Exception:
+            self.runs.pop(trial["id"], None)
+            raise
+        self.runs[trial["id"]] = run
+        return run
+
+    def sync_trials(self, parent_run_id: str, records_root: str | Path, trials: list[dict[str, Any]],
+                    wait_s: float = 0.0) -> list[str]:
+        """sync_trial for each, trying again for up to `wait_s` while some fail; a line for each one still behind."""
+        deadline, behind, why = time.monotonic() + wait_s, {t["id"]: t for t in trials}, {}
+        while True:
+            for trial_id, trial in list(behind.items()):
+                try:
+                    self.sync_trial(parent_run_id, records_root, trial)
+                    del behind[trial_id]
+                except Exception as err:  # noqa: BLE001  the record keeps it: said at the end, sent later
+                    why[trial_id] = self.why(err)
+            if not behind or time.monotonic() >= deadline:
+                return [f"{trial['name']}: {why[trial_id]}" for trial_id, trial in behind.items()]
+            time.sleep(1.0)
+
+    def why(self, err: BaseException) -> str:
+        """What a failed request means, for a line on stderr."""
+        if unreachable(err):
+            return f"no answer from {redact_uri(self.tracking_uri)} ({why_unreachable(err, self.tracking_uri)})"
+        return f"refused: {type(err).__name__}: {(str(err).splitlines() or [''])[0][:300]}"
+
+    def _sync(self, parent_run_id: str, trial: dict[str, Any], history: trial_record.History,
+              run: TrialRun | None) -> TrialRun:
         from mlflow.entities import RunTag
 
-        run = run or self._trial_run(parent_run_id, trial, model_cost)
+        run = run or self._trial_run(parent_run_id, trial)
         new = [e for e in history.epochs if int(e["iteration"]) > run.last_step]
         for i in range(0, len(new), EPOCHS_PER_BATCH):
             chunk = new[i:i + EPOCHS_PER_BATCH]
-            step = int(chunk[-1]["iteration"])
             metrics = [m for e in chunk for m in _metrics(e)]
-            parts = [metrics[j:j + MAX_METRICS_PER_BATCH] for j in range(0, len(metrics), MAX_METRICS_PER_BATCH)]
-            for part in parts[:-1]:
-                self.client.log_batch(run.run_id, metrics=part)
+            while len(metrics) > MAX_METRICS_PER_BATCH:
+                self.client.log_batch(run.run_id, metrics=metrics[:MAX_METRICS_PER_BATCH])
+                metrics = metrics[MAX_METRICS_PER_BATCH:]
             # the last part carries the last-step tag: it goes up only once every metric before it has
-            self.client.log_batch(run.run_id, metrics=parts[-1] if parts else [], tags=[RunTag(LAST_STEP, str(step))])
-            run = run._replace(last_step=step)
+            run = run._replace(last_step=int(chunk[-1]["iteration"]))
+            self.client.log_batch(run.run_id, metrics=metrics, tags=[RunTag(LAST_STEP, str(run.last_step))])
         tags = _tags(history)
         status = {"finished": "FINISHED", "diverged": "FAILED", "failed": "FAILED", "stopped": "KILLED"}.get(
             history.state, "RUNNING")
@@ -179,10 +194,9 @@ class Tracker:
                 self.client.set_terminated(run.run_id, status)
         return TrialRun(run.run_id, run.last_step, {**run.tags, **changed}, status)
 
-    def _trial_run(self, parent_run_id: str, trial: dict[str, Any],
-                   model_cost: Callable[[], dict[str, int]]) -> TrialRun:
-        """The trial's child run: found, or created with config.yaml and its params (`model_cost()` gives
-        model.params and model.macs). A run whose creation was cut short gets its params completed when found."""
+    def _trial_run(self, parent_run_id: str, trial: dict[str, Any]) -> TrialRun:
+        """The trial's child run: found, or created with config.yaml and its params. A run whose creation was cut
+        short gets its params completed when found."""
         experiment_id = self.client.get_run(parent_run_id).info.experiment_id
         runs = self.client.search_runs([experiment_id], max_results=2, order_by=["attributes.start_time ASC"],
                                        filter_string=f"tags.`{PARENT}` = '{parent_run_id}' and "
@@ -190,28 +204,33 @@ class Tracker:
         if runs:
             found = runs[0]
             run_id = found.info.run_id
-            if not set(_trial_params(trial, {"params": 0, "macs": 0})) <= set(found.data.params):
-                self._describe_trial(run_id, trial, model_cost())
+            if "model.macs" not in found.data.params:  # the last param _describe_trial logs
+                self._describe_trial(run_id, trial)
             # log_batch commits metrics before tags: after a kill between the two the history has the last word.
             logged = [m.step for m in self.client.get_metric_history(run_id, "train_loss")]
             return TrialRun(run_id, max([int(found.data.tags.get(LAST_STEP, -1)), *logged]),
                             {k: v for k, v in found.data.tags.items() if k.startswith(TAG)}, found.info.status)
         tags = {ROLE: "trial", TRIAL_ID: trial["id"], STATE: "pending", LAST_STEP: "-1", STARTS: "0"}
         run = self.client.create_run(experiment_id, run_name=trial["name"], tags={PARENT: parent_run_id, **tags})
-        self._describe_trial(run.info.run_id, trial, model_cost())
+        self._describe_trial(run.info.run_id, trial)
         return TrialRun(run.info.run_id, -1, tags, "RUNNING")
 
-    def _describe_trial(self, run_id: str, trial: dict[str, Any], model_cost: dict[str, int]) -> None:
-        """config.yaml, then the params (logging a param again with the same value is allowed): complete params
-        mean both were written."""
+    def _describe_trial(self, run_id: str, trial: dict[str, Any]) -> None:
+        """config.yaml, then the params, the network's size counted on the built model last (logging a param
+        again with the same value is allowed): with model.macs logged, all were written."""
         from mlflow.entities import Param
 
+        from resnet_core.accounting import trial_cost
+        from resnet_core.spec import TrialSpec
+
         self.client.log_text(run_id, yaml.safe_dump(trial["spec"], sort_keys=False), "config.yaml")
-        items = [Param(k, _param(v)) for k, v in _trial_params(trial, model_cost).items()]
-        for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
+        cost = trial_cost(TrialSpec.from_dict(trial["spec"]))
+        params = {**flatten(trial["spec"]), "model.params": cost.params, "model.macs": cost.macs}
+        items = [Param(k, _param(v)) for k, v in params.items()]
+        for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch, in this order
             self.client.log_batch(run_id, params=items[i:i + 100])
 
-    def _end_trial(self, run_id: str, history: Any) -> None:
+    def _end_trial(self, run_id: str, history: trial_record.History) -> None:
         """A finished trial's final results, once (its errors at the last epoch, stamped as they were; epochs;
         wall time) and Figure 7's statistics."""
         from mlflow.entities import Metric
@@ -253,7 +272,7 @@ def _metrics(epoch: dict[str, Any]) -> list[Any]:
     return out
 
 
-def _tags(history: Any) -> dict[str, str]:
+def _tags(history: trial_record.History) -> dict[str, str]:
     """The child run's tags a record implies: state, starts, where the latest start ran, errors."""
     tags = {STATE: history.state, STARTS: str(len(history.starts))}
     if history.starts:
@@ -265,10 +284,6 @@ def _tags(history: Any) -> dict[str, str]:
     if history.state == "diverged":
         tags[DIVERGED_AT] = str(history.end.get("diverged_at_iteration"))
     return tags
-
-
-def _trial_params(trial: dict[str, Any], model_cost: dict[str, int]) -> dict[str, Any]:
-    return {**flatten(trial["spec"]), **{f"model.{k}": v for k, v in model_cost.items()}}
 
 
 def _number(value: Any) -> bool:

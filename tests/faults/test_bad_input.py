@@ -130,6 +130,8 @@ CASES = [
     Case("set-eval-batch-1e20", VALID, "base.runtime.eval_batch_size", sets=("runtime.eval_batch_size=1e20",)),
     Case("iterations-10^12", _base("optim", iterations=10**12), "base.optim.iterations"),
     Case("grid-batch-2^21", _with(grid="{optim.batch_size: [32, 2097152]}"), "grid.optim.batch_size"),
+    Case("batch-over-data", _with(grid="{optim.batch_size: [32, 128]}"),  # 64 synthetic images
+         "grid.optim.batch_size: got 128, expected at most the 64 training images in trial resnet8-A-batch_size128-seed0"),
     Case("grid-depth-21", _with(grid="{model.depth: [8, 21]}"), "grid.model.depth"),
     # names
     Case("name-traversal", _with(name="../../etc"), "name"),
@@ -208,7 +210,7 @@ def test_plan_refuses_bad_input(case, tmp_path, capsys):
     assert err.startswith("resnet-sweep plan: error: ")
 
 
-SUBPROCESS_CASES = ["yaml-tabs", "name-traversal", "grid-huge", "set-negative-lr", "missing-file"]
+SUBPROCESS_CASES = ["yaml-tabs", "name-traversal", "grid-huge", "set-negative-lr", "missing-file", "batch-over-data"]
 
 
 @pytest.mark.parametrize("case_id", SUBPROCESS_CASES)

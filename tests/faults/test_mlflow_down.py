@@ -24,7 +24,6 @@ import pytest
 from orchestrator.running import mlflow_callback
 from orchestrator.records import state, trial_record
 from orchestrator.running.mlflow_callback import MlflowSweepCallback
-from orchestrator.tracking.sync import RunSync
 from orchestrator.specs.sweep import expand, load_sweep
 from orchestrator.tracking.server import quick_requests, unreachable
 from orchestrator.tracking.writer import Tracker
@@ -133,18 +132,17 @@ def test_a_server_that_comes_back_gets_every_epoch_exactly_once(server, monkeypa
     record = trial_record.record_path(root, info)
     trial_record.append(record, [trial_record.event("start", resumed_from_iteration=0, device="cpu")])
     trial_record.append(record, [_epoch(8), _epoch(16)])
-    sync = RunSync(server.uri, parent, root)
-    sync.sync(info)
-    run_id = sync.runs[info["id"]].run_id
+    tracker = Tracker(server.uri)
+    run_id = tracker.sync_trial(parent, root, info).run_id
     assert _steps(client, run_id) == [8, 16]
 
     trial_record.append(record, [_epoch(s) for s in (24, 32, 40)] + [_epoch(48, done=True)])
     server.signal(signal.SIGSTOP)
     try:
         with pytest.raises(Exception) as caught:
-            sync.sync(info)
+            tracker.sync_trial(parent, root, info)
         assert unreachable(caught.value), caught.value
-        behind = sync.sync_all([info])
+        behind = tracker.sync_trials(parent, root, [info])
         assert behind and behind[0].startswith(f"{info['name']}: no answer from {server.uri}"), behind
     finally:
         server.signal(signal.SIGCONT)  # it works through what it received meanwhile, maybe committing some
@@ -167,7 +165,7 @@ def test_a_server_that_comes_back_gets_every_epoch_exactly_once(server, monkeypa
         assert run.data.tags["resnet_sweeps.state"] == "finished" and run.info.status == "FINISHED"
         assert run.data.tags["resnet_sweeps.starts"] == "1" and run.data.metrics["final_test_error"] == 0.25
         assert client.get_run(parent).info.status == "FINISHED"
-        RunSync(server.uri, parent, root).sync(info)
+        Tracker(server.uri).sync_trial(parent, root, info)
 
 
 DOWN_SWEEP = """
