@@ -69,7 +69,7 @@ def model_cost(spec: ModelSpec, num_classes: int, image_size: int | None = None)
 
 
 def trial_cost(spec: TrialSpec) -> ModelCost:
-    """Cost of a trial's network at its data's image size (a synthetic set may set its own; real sets are the
-    layout's native 32 or 224)."""
+    """Cost of a trial's network at its data's image size: `data.image_size` of a synthetic set or of ImageNet
+    folders (their crop), else the layout's native 32 or 224 (CIFAR is 32 pixels, whatever image_size says)."""
     data = spec.data
-    return model_cost(spec.model, data.classes, data.image_size if data.dataset == "synthetic" else None)
+    return model_cost(spec.model, data.classes, data.image_size if data.dataset in ("synthetic", "imagenet") else None)

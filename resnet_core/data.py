@@ -20,20 +20,13 @@ from resnet_core.augment import CropFlip, Normalizer, crop_flip, draw_crop_flip,
 from resnet_core.distributed import Shard
 from resnet_core.schedule import steps_per_epoch
 from resnet_core.spec import DataSpec
-from resnet_core.specio import SpecError
+from resnet_core.specio import DatasetError, SpecError
 
 SYNTHETIC_DATA_SEED = 20151210  # one fixed synthetic dataset for every trial; trial seeds vary init and order
 CIFAR_LAYOUTS = {  # dataset -> (folder, training files, test file, label key, classes)
     "cifar10": ("cifar-10-batches-py", tuple(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "labels", 10),
     "cifar100": ("cifar-100-python", ("train",), "test", "fine_labels", 100),
 }
-
-
-class DatasetError(SpecError):
-    """The dataset named by the spec is missing or unreadable; says where we looked and how to get it."""
-
-    def __init__(self, root: str | Path, problem: str, remedy: str):
-        super().__init__("data.root", str(root), f"{remedy} ({problem})")
 
 
 @dataclass(frozen=True)

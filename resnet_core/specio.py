@@ -33,6 +33,15 @@ class SpecError(Picklable, ValueError):
         return SpecError(self.key_path, self.value, self.expected, source)
 
 
+class DatasetError(SpecError):
+    """The dataset named by the spec is missing or unreadable; says where we looked and how to get it. Here, not
+    in data.py, so the driver can catch it without importing torch (a sweep's driver that joined a Ray cluster
+    never needs torch; importing it in one was seen to abort in MKL's loader)."""
+
+    def __init__(self, root: Any, problem: str, remedy: str):
+        super().__init__("data.root", str(root), f"{remedy} ({problem})")
+
+
 def from_dict(cls: type[T], data: Any, path: str = "") -> T:
     """Build spec dataclass `cls` from `data`, checking every key and type; raises SpecError."""
     if isinstance(data, cls):

@@ -36,3 +36,9 @@ def one_torch_thread():
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(items):
+    """Slow end-to-end tests first (a stable sort: files keep their order): with `make test`'s two xdist workers the
+    quick tests then fill the gaps at the end instead of one long test starting last."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -10,6 +10,7 @@ from loopback_cluster import can_make_namespaces
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not can_make_namespaces(), reason="needs root and iproute2 for a private network namespace"),
+    pytest.mark.xdist_group("cluster"),  # one pytest-xdist worker runs every test of the session's `cluster`
 ]
 
 

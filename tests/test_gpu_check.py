@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 WITHOUT_EXTRAS = ("import sys, runpy\n"
                   "for name in ('ray', 'mlflow', 'yaml'): sys.modules[name] = None  # not on the GPU machine\n"
@@ -13,6 +15,7 @@ WITHOUT_EXTRAS = ("import sys, runpy\n"
                   "runpy.run_path('bench/gpu_check.py', run_name='__main__')\n")
 
 
+@pytest.mark.slow
 def test_tiny_check_runs_every_stage_with_torch_alone(tmp_path):
     result = subprocess.run([sys.executable, "-c", WITHOUT_EXTRAS, "--tiny", "--out", str(tmp_path)], cwd=ROOT,
                             env={"PYTHONPATH": ".", "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,

@@ -126,3 +126,20 @@ def test_defaults_are_the_papers():
     resnext = ModelSpec(family="resnext", depth=29)
     assert (resnext.cardinality, resnext.width, resnext.name) == (8, 64, "resnext29_8x64d")
     assert ModelSpec(family="resnext", depth=50).name == "resnext50_32x4d"
+
+
+def test_a_trials_multiply_adds_are_counted_at_the_size_its_images_have():
+    """ImageNet folders cropped smaller (data.image_size, as tests and laptops do) and synthetic sets train at their
+    own size; CIFAR's images are 32 pixels whatever image_size says."""
+    from resnet_core.accounting import trial_cost
+    from resnet_core.spec import TrialSpec
+
+    def macs(family: str, dataset: str, image_size: int | None) -> int:
+        return trial_cost(TrialSpec.from_dict({"model": {"family": family, "depth": 18 if family == "imagenet" else 20},
+                                               "data": {"dataset": dataset, "image_size": image_size}})).macs
+
+    full = model_cost(ModelSpec(family="imagenet", depth=18), 1000).macs
+    assert macs("imagenet", "imagenet", None) == full
+    assert macs("imagenet", "imagenet", 112) == model_cost(ModelSpec(family="imagenet", depth=18), 1000, 112).macs < full
+    assert macs("cifar", "cifar10", 64) == macs("cifar", "cifar10", None) == model_cost(ModelSpec(depth=20), 10).macs
+    assert macs("cifar", "synthetic", 64) > macs("cifar", "synthetic", None)

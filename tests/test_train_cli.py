@@ -20,6 +20,7 @@ def console_script() -> list[str]:
     return [str(script)] if script.exists() else [shutil.which("resnet-sweep") or "resnet-sweep"]
 
 
+@pytest.mark.slow
 def test_console_script_trains_and_ends_with_json(tmp_path):
     done = subprocess.run(console_script() + COMMAND + ["--checkpoint-dir", str(tmp_path)], capture_output=True,
                           text=True, timeout=300)

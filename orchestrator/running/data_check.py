@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestrator.specs.sweep import SweepSpec, Trial, origin_of
-from resnet_core.specio import SpecError, to_dict
+from resnet_core.specio import DatasetError, SpecError, to_dict
 
 NODE_CHECK_TIMEOUT_S = 600  # a download on a node may take minutes; a plain look takes milliseconds
 
@@ -22,10 +22,6 @@ def check_sweep_data(sweep: SweepSpec, trials: list[Trial], sweep_file: str, on_
         data = trial.spec.data
         if data.dataset != "synthetic":
             distinct.setdefault((data.dataset, data.root, data.download), trial)
-    if not distinct:
-        return
-    from resnet_core.data import DatasetError  # imports torch (seconds): not for a sweep on synthetic data
-
     for trial in distinct.values():
         try:
             if on_cluster:
@@ -48,7 +44,6 @@ def _check_on_nodes(trial: Trial, sweep: SweepSpec) -> None:
     from ray.exceptions import RayTaskError
 
     from orchestrator.running.cluster import alive_nodes, on_each_node
-    from resnet_core.data import DatasetError
 
     needs_gpu = bool(sweep.resources.worker_gpu)
     nodes = [n for n in alive_nodes() if n["Resources"].get("CPU", 0) > 0

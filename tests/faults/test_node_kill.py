@@ -27,6 +27,7 @@ from resnet_core.checkpoint import load_checkpoint
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not can_make_namespaces(), reason="needs root and iproute2 for a private network namespace"),
+    pytest.mark.xdist_group("cluster"),  # one pytest-xdist worker runs every test of the session's `cluster`
 ]
 
 SWEEP = kill_sweep("nodekill")
