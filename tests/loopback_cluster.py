@@ -135,7 +135,8 @@ def loopback_cluster(cpus_per_node: int = 1, ray_env: Mapping[str, str] | None =
         cluster.head_only_dir.mkdir()
         cluster.shared_dir.mkdir()
         cluster.start_worker_node()
-        cluster.start("mlflow", "server", "--host", "127.0.0.1", "--port", str(MLFLOW_PORT),
+        cluster.start("env", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false",  # no job-runner processes (GenAI jobs)
+                      "mlflow", "server", "--host", "127.0.0.1", "--port", str(MLFLOW_PORT),
                       "--backend-store-uri", cluster.backend_store, "--artifacts-destination",
                       str(root / "artifacts"), "--workers", "1", log="mlflow.log")
         _wait_for_port(cluster, MLFLOW_PORT, timeout=60)
