@@ -35,8 +35,8 @@ class SpecError(Picklable, ValueError):
 
 class DatasetError(SpecError):
     """The dataset named by the spec is missing or unreadable; says where we looked and how to get it. Here, not
-    in data.py, so the driver can catch it without importing torch (a sweep's driver that joined a Ray cluster
-    never needs torch; importing it in one was seen to abort in MKL's loader)."""
+    in data.py, so a sweep's driver checks data without importing torch: a Ray job's driver that imported torch
+    in its main thread after joining the cluster aborted in MKL's loader (tests/test_cluster.py)."""
 
     def __init__(self, root: Any, problem: str, remedy: str):
         super().__init__("data.root", str(root), f"{remedy} ({problem})")

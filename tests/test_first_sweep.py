@@ -123,11 +123,11 @@ resources: {cpu: 1, gpu: 0}
 
 @pytest.mark.slow
 def test_failed_trial_is_not_retried_and_ctrl_c_then_resume_finishes(tmp_path):
+    from tests.test_data import write_cifar10  # here, not at the top: pytest would collect its tests twice
+
     home = tmp_path / "home"
     env = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, "RESNET_SWEEPS_HOME": str(home),
            "PYTHONUNBUFFERED": "1"}
-    from tests.test_data import write_cifar10
-
     write_cifar10(tmp_path / "cifar")  # a tiny cifar-10-batches-py: 4 images per batch file
     sweep = tmp_path / "first.yaml"
     sweep.write_text(FIRST_SWEEP.replace("CIFAR_ROOT", str(tmp_path / "cifar")))
