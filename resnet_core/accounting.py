@@ -68,8 +68,13 @@ def model_cost(spec: ModelSpec, num_classes: int, image_size: int | None = None)
     return ModelCost(count_params(model), count_macs(model, size), size, names)
 
 
+def input_size(dataset: str, image_size: int | None) -> int | None:
+    """The size a trial's images reach the network at: `data.image_size` of a synthetic set or of ImageNet folders
+    (their crop); None, the layout's native 32 or 224, otherwise (CIFAR is 32 pixels, whatever image_size says)."""
+    return image_size if dataset in ("synthetic", "imagenet") else None
+
+
 def trial_cost(spec: TrialSpec) -> ModelCost:
-    """Cost of a trial's network at its data's image size: `data.image_size` of a synthetic set or of ImageNet
-    folders (their crop), else the layout's native 32 or 224 (CIFAR is 32 pixels, whatever image_size says)."""
+    """Cost of a trial's network at the size its images have (input_size)."""
     data = spec.data
-    return model_cost(spec.model, data.classes, data.image_size if data.dataset in ("synthetic", "imagenet") else None)
+    return model_cost(spec.model, data.classes, input_size(data.dataset, data.image_size))

@@ -246,13 +246,12 @@ def _cost(spec: Any, params: dict[str, str]) -> tuple[int | None, int | None]:
     logged = _parse(params.get("model.params"), int), _parse(params.get("model.macs"), int)
     if None not in logged:
         return logged
-    from resnet_core.accounting import model_cost
+    from resnet_core.accounting import input_size, model_cost
     from resnet_core.spec import DATASET_CLASSES
 
     dataset = params.get("data.dataset", "cifar10")
     classes = DATASET_CLASSES.get(dataset) or _parse(params.get("data.num_classes"), int) or 10
-    size = _parse(params.get("data.image_size"), int) if dataset == "synthetic" else None
-    cost = model_cost(spec, classes, size)
+    cost = model_cost(spec, classes, input_size(dataset, _parse(params.get("data.image_size"), int)))
     return logged[0] or cost.params, logged[1] or cost.macs
 
 
