@@ -1,4 +1,4 @@
-"""One command that verifies this project's GPU path and measures it (issue 11), in at most 7 minutes.
+"""One command that verifies this project's GPU path and measures it, in at most 7 minutes.
 
     PYTHONPATH=. python3 bench/gpu_check.py --out DIR            # one CUDA GPU (H100/H200)
     PYTHONPATH=. python3 bench/gpu_check.py --out DIR --record   # also append the Markdown to bench/RESULTS.md
@@ -447,7 +447,7 @@ def markdown(stages: list[StageResult], cfg: Config, command: str, started: str)
         lines.append(f"| {s.name} | {s.status} | {s.seconds:.0f} ({s.limit:.0f}) | "
                      f"{summary_line(s).split(None, 3)[-1].replace('|', '/')} |")
     reference = plan_reference(stages)
-    lines += ["", f"Targets (issue 11): ResNet-20 >= {TARGETS['resnet20_vs_conventional']:g}x the conventional "
+    lines += ["", f"Targets: ResNet-20 >= {TARGETS['resnet20_vs_conventional']:g}x the conventional "
               f"trainer; packed >= {TARGETS['packed_images_per_sec']:,.0f} img/s; ResNet-1202 <= "
               f"{TARGETS['resnet1202_peak_gib']:g} GB.", ""]
     if reference:

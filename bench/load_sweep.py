@@ -6,7 +6,7 @@
 The sweep is ResNet-8 on 64 synthetic images, batch 32, 2 iterations (one epoch) per trial: a grid of
 `--seeds` x `--lrs` trials, one CPU each, on a fresh local Ray of `--num-cpus` CPUs and a fresh SQLite MLflow
 store. While it runs, the driver process's resident set size (RSS, MiB) is read every `--interval` seconds.
-Afterwards every trial must have a FINISHED child run in MLflow with state `finished` (issue 7: no run lost).
+Afterwards every trial must have a FINISHED child run in MLflow with state `finished`: under load, no run lost.
 Reported: wall time, start-up (command start to the first trial's run), the trials' phase (first trial start
 to last trial end) per trial, and the driver's RSS at the start of the trials' phase, its middle and its end.
 "Flat" means the RSS grows by less than `--bound-mib` from the moment a third of the trials had finished to the
@@ -38,7 +38,7 @@ FLAT_AFTER = 1 / 3  # "flat": no growth once this share of the trials has finish
 
 def sweep_dict(seeds: int, lrs: int) -> dict:
     """`seeds` x `lrs` trials of ResNet-8, each one epoch of 2 iterations on 64 synthetic images."""
-    return {"name": NAME, "description": "load test: many tiny trials (issue 7); the numbers mean nothing",
+    return {"name": NAME, "description": "load test: many tiny trials; the numbers mean nothing",
             "base": {"model": {"family": "cifar", "depth": 8},
                      "data": {"dataset": "synthetic", "synthetic_train": 64, "synthetic_test": 32,
                               "augment": False},

@@ -9,7 +9,7 @@ CIFAR-shaped data) as a sweep file run by the real CLI in a subprocess: a fresh 
 so they also run one after another with one thread), a fresh SQLite MLflow store, Tune checkpoints, the
 trainable and the MLflow callback. Reported: wall time of each, the fixed start-up cost (time to the first
 logged metric minus the in-process time to the first epoch), and the per-trial overhead beyond that.
-Targets (issue 4): under 5% overhead and under 0.5 s per trial for trials of a minute, on a 2-core machine.
+Targets: under 5% overhead and under 0.5 s per trial for trials of a minute, on a 2-core machine.
 """
 from __future__ import annotations
 

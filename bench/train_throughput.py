@@ -7,7 +7,7 @@ Ours is `resnet_core.train.train` itself on synthetic CIFAR-shaped data (data on
 augmentation; on CUDA bf16 autocast, channels_last, fused SGD, CUDA graphs); the conventional trainer
 (bench/conventional.py) sees the same images. The two run in alternating timed windows after an untimed one
 (compilation, CUDA-graph capture, worker start-up), and the best window of each is kept.
-Targets on one H100 (issue 11): ResNet-20 >= 10x the conventional trainer's images/s; ResNet-1202 at batch 128
+Targets on one H100: ResNet-20 >= 10x the conventional trainer's images/s; ResNet-1202 at batch 128
 within 40 GB. On a CPU both trainers run eager fp32, so a ratio near 1 is the expected outcome there.
 `--cuda-graph step` times the whole-step CUDA graph (runtime.cuda_graph); on a CPU that step runs uncaptured.
 bench/gpu_check.py is the one command that measures all GPU modes and packing within 7 minutes.

@@ -1,4 +1,4 @@
-"""`resnet-sweep`: one argparse sub-command per module in orchestrator/commands (PRODUCT.md's table).
+"""`resnet-sweep`: one argparse sub-command per module in orchestrator/commands.
 
 Each command module has `add_arguments(parser)` and `run(args) -> int` and keeps heavy imports (ray, mlflow)
 inside `run`, so `resnet-sweep models` starts in a second. Exit codes: 0 success, 2 bad input, 1 failure at run
@@ -14,7 +14,7 @@ from orchestrator.errors import CliError
 from resnet_core.specio import SpecError
 
 # (command, module under orchestrator.commands, one-line help)
-COMMANDS: list[tuple[str, object, str]] = [  # in PRODUCT.md's order: the sweep's life, then single pieces
+COMMANDS: list[tuple[str, object, str]] = [  # in the order of a sweep's life, then the single pieces
     ("run", run, "launch a sweep on Ray Tune (local Ray unless a cluster is given), tracked in MLflow"),
     ("plan", plan, "print a sweep's trials, their cost and an estimated GPU time; start nothing"),
     ("resume", resume, "continue an interrupted sweep; finished trials are not re-run"),

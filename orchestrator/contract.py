@@ -13,13 +13,23 @@ ROLE, SWEEP, TRIAL_ID, STATE, LAST_STEP, STARTS = (TAG + k for k in
                                                    ("role", "sweep", "trial_id", "state", "last_step", "starts"))
 ERROR, LAST_ERROR, DIVERGED_AT = TAG + "error", TAG + "last_error", TAG + "diverged_at_iteration"
 PARENT = "mlflow.parentRunId"
-TRIAL_STATES = ("finished", "pending", "running", "stopped", "diverged", "failed")  # a child run's STATE tag
+SWEEP_ROLE, TRIAL_ROLE = "sweep", "trial"  # ROLE of a launch's parent run, of a trial's child run
+VERSION = TAG + "version"  # the parent run's: the package version that launched it
+GIT_COMMIT = "mlflow.source.git.commit"  # MLflow's own tag for the source commit, shown on the run's page
+# A child run's STATE tag: a trial's state. STOPPED: ended early by the scheduler (ASHA), not an error.
+FINISHED, PENDING, RUNNING, STOPPED = "finished", "pending", "running", "stopped"
+DIVERGED, FAILED = "diverged", "failed"
+TRIAL_STATES = (FINISHED, PENDING, RUNNING, STOPPED, DIVERGED, FAILED)
+TERMINAL_STATES = (FINISHED, DIVERGED, FAILED, STOPPED)  # trial states that end a start: it trains no further
 FINAL = "final_"  # prefix of a finished trial's final results: final_test_error, ...
 # What a finished trial's run keeps once, beside its per-epoch curves: FINAL + each error its last epoch measured,
 # `epochs` trained and `wall_time_s` (training and evaluation time summed over its epochs, restarts excluded).
 FINAL_ERRORS = ("train_error", "test_error", "val_error", "test_top5_error", "val_top5_error", "test_error_1crop",
                 "test_top5_error_1crop")
 EPOCHS, WALL_TIME = "epochs", "wall_time_s"
+MODEL_PARAMS, MODEL_MACS = "model.params", "model.macs"  # child-run params: the size counted on the built model
+SWEEP_FILE = "sweep.yaml"  # the parent run's artifact: the launch's resolved sweep file
+REPORTS_PARAM = "report"  # the parent run's param: the sweep's `report:` list
 NOTE = "mlflow.note.content"  # MLflow's description of an experiment or run (markdown, shown on its page)
 EXPERIMENT_KIND = "mlflow.experimentKind"  # MLflow 3: which UI an experiment belongs to
 LAYER_RESPONSES = "layer_responses.json"  # Figure 7: {"layers": [names], "std": [floats]}, on finished runs

@@ -1,4 +1,4 @@
-"""Named architectures: rows of a table (STYLE.md 1), each a ModelSpec and the dataset it is meant for.
+"""Named architectures: rows of a table, not builders, each a ModelSpec and the dataset it is meant for.
 
 The papers' own figures for them (params, multiply-adds, errors) are in orchestrator/report/paper_values.yaml,
 beside the tables they are compared in."""

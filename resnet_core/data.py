@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import pickle
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol, TypeVar
 
 import torch
 
@@ -27,6 +28,7 @@ CIFAR_LAYOUTS = {  # dataset -> (folder, training files, test file, label key, c
     "cifar10": ("cifar-10-batches-py", tuple(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "labels", 10),
     "cifar100": ("cifar-100-python", ("train",), "test", "fine_labels", 100),
 }
+T = TypeVar("T")  # what a read returns (retry_after_download)
 
 
 @dataclass(frozen=True)
@@ -210,14 +212,21 @@ def load_cifar(spec: DataSpec) -> tuple[TensorSplit, TensorSplit, int]:
     """Read the pickles under data.root; download with torchvision first when data.download is set and needed."""
     folder, train_files, test_file, label_key, classes = CIFAR_LAYOUTS[spec.dataset]
     root = Path(spec.root).expanduser()
+    train, test = retry_after_download(spec, root, partial(_read_cifar, spec.dataset, root, folder, train_files,
+                                                           test_file, label_key))
+    return train, test, classes
+
+
+def retry_after_download(spec: DataSpec, root: Path, read: Callable[[], T]) -> T:
+    """`read()` the CIFAR data under `root`; when that raises DatasetError and data.download is set, download the
+    data set with torchvision and read once more (a second DatasetError then stands)."""
     try:
-        train, test = _read_cifar(spec.dataset, root, folder, train_files, test_file, label_key)
+        return read()
     except DatasetError:
         if not spec.download:
             raise
         download_cifar(spec.dataset, root)
-        train, test = _read_cifar(spec.dataset, root, folder, train_files, test_file, label_key)
-    return train, test, classes
+        return read()
 
 
 def _read_cifar(dataset: str, root: Path, folder: str, train_files: tuple[str, ...], test_file: str,

@@ -6,9 +6,10 @@ trial. The trial's own loading (data.py, imagenet.py) still checks everything it
 """
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
-from resnet_core.data import DatasetError, check_cifar_files, download_cifar
+from resnet_core.data import DatasetError, check_cifar_files, retry_after_download
 from resnet_core.imagenet import FOLDER_LAYOUT
 from resnet_core.spec import DataSpec
 
@@ -22,13 +23,7 @@ def ensure_dataset(spec: DataSpec) -> None:
     if spec.dataset == "imagenet":
         check_folders(root)
         return
-    try:
-        check_cifar(spec.dataset, root)
-    except DatasetError:
-        if not spec.download:
-            raise
-        download_cifar(spec.dataset, root)
-        check_cifar(spec.dataset, root)
+    retry_after_download(spec, root, partial(check_cifar, spec.dataset, root))
 
 
 def check_cifar(dataset: str, root: Path) -> None:

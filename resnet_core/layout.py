@@ -79,7 +79,7 @@ def _depths(family: str) -> str:
 
 
 def net_layout(spec: ModelShape) -> NetLayout:
-    """The stage table for a resolved spec (STYLE.md 2: data the builder walks, no hidden counters)."""
+    """The stage table for a resolved spec: data the builder walks, so no hidden counters change as layers are made."""
     if spec.family == "cifar":  # Sec. 4.2: 16/32/64 filters on 32/16/8 maps, 2n layers each
         stages = tuple(StageLayout(w, w, spec.n, s) for w, s in ((16, 1), (32, 2), (64, 2)))
         return NetLayout("cifar", 16, "basic", stages)

@@ -1,6 +1,6 @@
 """One parameterised ResNet: CIFAR 6n+2, ImageNet 18-152, ResNeXt, plain or residual, post- or pre-activation.
 
-Variants are data (STYLE.md 1): `layout.net_layout` gives the stage table, `make_stage` turns one row into blocks.
+Variants are data, not classes: `layout.net_layout` gives the stage table, `make_stage` turns one row into blocks.
 """
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ class Block(nn.Module):
 
 
 def make_stage(spec: ModelSpec, kind: str, in_width: int, stage: StageLayout) -> tuple[nn.Sequential, int]:
-    """One stage's blocks and its output width (timm's make_blocks, STYLE.md 2)."""
+    """One stage's blocks and its output width (as timm's make_blocks): a pure function of its row, no counters."""
     blocks = [Block(spec, kind, in_width if i == 0 else stage.out_width, stage, stage.stride if i == 0 else 1)
               for i in range(stage.blocks)]
     return nn.Sequential(*blocks), stage.out_width

@@ -3,8 +3,8 @@
 Step schedule in iterations, as the paper gives it: the base lr (0.1 per batch of 128), divided by 10 at 32k and
 48k iterations. ResNet-110's warm-up runs at 0.01 "until the training error is below 80% (about 400 iterations)":
 whether warm-up is still on is state measured during training (`WarmupState`), so it is an argument here and the
-function stays pure; train.py checkpoints that state with the model. Epochs are counted in full batches of the
-training images a data spec leaves after its hold-out (split_sizes, steps_per_epoch).
+function stays pure; a checkpoint keeps that state with the model (resume.py). Epochs are counted in full batches
+of the training images a data spec leaves after its hold-out (split_sizes, steps_per_epoch).
 """
 from __future__ import annotations
 

@@ -1,12 +1,13 @@
 """Typed, frozen specs from plain dicts and back, with errors that name the key path.
 
-One generic converter serves every spec dataclass (STYLE.md 5): a spec's fields and their type hints are the
+One generic converter serves every spec dataclass: a spec's fields and their type hints are the
 schema, so there is no second copy of it to keep in step. Supported hints: bool, int, float, str, Literal[...],
 X | None, tuple[T, ...] and nested spec dataclasses.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -50,13 +51,13 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
         data = {}
     if not isinstance(data, Mapping):
         raise SpecError(path, data, f"a mapping of {_describe(cls)} keys")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = [k for k in data if k not in fields]
+    hints, fields = _schema(cls)
+    given = [f.name for f in fields if f.init]
+    unknown = [k for k in data if k not in given]
     if unknown:
         key = unknown[0]
-        raise SpecError(_join(path, str(key)), data[key], f"one of the keys {', '.join(fields)}")
-    values = {name: _convert(hints[name], data[name], _join(path, name)) for name in fields if name in data}
+        raise SpecError(_join(path, str(key)), data[key], f"one of the keys {', '.join(given)}")
+    values = {name: _convert(hints[name], data[name], _join(path, name)) for name in given if name in data}
     try:
         return cls(**values)
     except SpecError as err:
@@ -65,7 +66,16 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
 
 def to_dict(spec: Any) -> dict[str, Any]:
     """Plain dict (lists, not tuples) that `from_dict` turns back into an equal spec."""
-    return _plain(dataclasses.asdict(spec))
+    return plain(dataclasses.asdict(spec))
+
+
+def plain(value: Any) -> Any:
+    """A value as YAML and JSON write it: tuples become lists, mappings dicts, at every depth."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -116,11 +126,19 @@ def check_key_path(cls: type, key_path: str) -> None:
         hint = _spec_class(current)
         if hint is None:
             raise SpecError(key_path, key_path, f"a key path inside {walked or 'the spec'}; {walked} is a value")
-        names = [f.name for f in dataclasses.fields(hint)]
+        hints, fields = _schema(hint)
+        names = [f.name for f in fields]
         if part not in names:
             raise SpecError(key_path, part, f"one of {', '.join(names)} under {walked or 'the top level'}")
-        current = typing.get_type_hints(hint)[part]
+        current = hints[part]
         walked = _join(walked, part)
+
+
+@functools.cache
+def _schema(cls: type) -> tuple[dict[str, Any], tuple[dataclasses.Field, ...]]:
+    """A spec class's type hints and fields, looked up once per class: every spec built or key path checked
+    reads them, and `get_type_hints` evaluates each annotation (text, under postponed evaluation) anew per call."""
+    return typing.get_type_hints(cls), dataclasses.fields(cls)
 
 
 def _spec_class(hint: Any) -> type | None:
@@ -196,11 +214,3 @@ def _describe(hint: Any) -> str:
 
 def _join(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value

@@ -4,9 +4,9 @@
 forward pass through torch.compile, whose reduce-overhead mode graphs forward and backward on CUDA), or, with
 `runtime.cuda_graph: step` on CUDA, it is captured once into one CUDA graph and replayed every iteration: the
 host then launches a copy of the next batch's indices and one graph per step, instead of about 30 kernels plus
-the compiled graphs' Python bookkeeping (issue 11: a ResNet-20 step at batch 128 is about 1 ms of GPU work).
-Because the captured function is plain PyTorch, the CPU tests run it uncaptured and compare it with the eager
-step; only the capture itself needs a GPU (bench/gpu_check.py).
+the compiled graphs' Python bookkeeping. A ResNet-20 step at batch 128 is only about 1 ms of GPU work, so what
+the host spends per step sets the pace. Because the captured function is plain PyTorch, the CPU tests run it
+uncaptured and compare it with the eager step; only the capture itself needs a GPU (bench/gpu_check.py).
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""`resnet-sweep submit` on a real two-node Ray cluster with a real MLflow server, all on loopback (issue 6)."""
+"""`resnet-sweep submit` on a real two-node Ray cluster with a real MLflow server, all on loopback:
+the path a sweep takes when it is submitted to a cluster rather than run on this machine."""
 import json
 
 import pytest

@@ -1,4 +1,4 @@
-"""The code's shape along the data's path (STYLE.md 9, 13): no import cycles in `orchestrator` or `resnet_core`,
+"""The code's shape along the data's path: no import cycles in `orchestrator` or `resnet_core`,
 lower layers never import higher ones, `resnet_core` knows nothing of Ray, MLflow or the orchestrator, and no
 module uses another module's private names. Read from the source with `ast`, so imports inside functions (the
 lazy ones that keep the CLI quick) count as much as those at the top of a file."""
@@ -154,9 +154,74 @@ def test_every_package_says_what_it_is_for():
             assert doc.strip() and len(doc.splitlines()[0]) <= 120, f"{module}: no one-line docstring"
 
 
+# What a command may use of the layers that run and record sweeps: commands parse arguments and print, so they
+# reach launches, records and MLflow only through these (a launch's API, submitting a Ray Job, read-only views).
+COMMANDS_MAY_USE = {
+    "orchestrator.running.launch": "launch and resume a sweep",
+    "orchestrator.running.jobs": "submit a sweep to a Ray cluster as a Ray Job",
+    "orchestrator.running.views": "read-only views of the sweeps this machine knows",
+    "orchestrator.running.progress": "the trial table as printed",
+    "orchestrator.tracking.ui": "links into MLflow's UI",
+    "orchestrator.tracking.uris": "tracking URIs as they are shown",
+}
+
+
+def test_commands_use_only_the_launch_api_and_read_only_views():
+    wrong = [f"{m}:{line} imports {name}" for m in MODULES if m.startswith("orchestrator.commands")
+             for name, line, target in _imports(m)
+             if target.startswith(("orchestrator.running", "orchestrator.records", "orchestrator.tracking"))
+             and target not in COMMANDS_MAY_USE]
+    assert wrong == [], "commands doing a layer's work (move it below, or into the launch API): " + ", ".join(wrong)
+
+
+def test_one_launch_builds_the_tuner():
+    """A launch and a resume share one tuner factory: only the launch module builds Tune's Tuner."""
+    builders = [m for m in MODULES if "orchestrator.running.tune_runner" in GRAPH[m]
+                and any(name.endswith(".build_tuner") for name, _, _ in _imports(m))]
+    assert builders == ["orchestrator.running.launch"]
+
+
 def test_the_reports_sweep_files_may_name_are_the_reports_built():
     """Sweep specs check `report:` against the contract's list without importing the report package."""
     from orchestrator.contract import REPORT_NAMES
     from orchestrator.report.build import REPORTS
 
     assert REPORTS == REPORT_NAMES
+
+
+def _string_constants(module: str) -> list[tuple[int, str]]:
+    tree = ast.parse(MODULES[module].read_text())
+    docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                  if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.body
+                  and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    return [(n.lineno, n.value) for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings]
+
+
+def test_names_runs_are_written_and_read_by_come_from_the_contract():
+    """A tag or metric name that the MLflow writer and the report reader share is spelled once, in contract.py;
+    a copy elsewhere would drift from it."""
+    from orchestrator import contract
+
+    shared = {contract.TAG, contract.PARENT, contract.FINAL, *(v for k, v in vars(contract).items()
+                                                             if k.isupper() and isinstance(v, str)
+                                                             and v.startswith((contract.TAG, "mlflow.")))}
+    wrong = [f"{m}:{line} spells {text!r}" for m in MODULES if m.startswith("orchestrator") and m != "orchestrator.contract"
+             for line, text in _string_constants(m) if text in shared or text.startswith(contract.TAG)]
+    assert wrong == [], "import these names from orchestrator.contract: " + ", ".join(wrong)
+
+
+def test_the_terminal_trial_states_are_listed_once():
+    """Which trial states mean "trains no further" is one tuple, contract.TERMINAL_STATES."""
+    from orchestrator.contract import TERMINAL_STATES
+
+    wrong = []
+    for module, path in MODULES.items():
+        if module == "orchestrator.contract":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Tuple, ast.Set, ast.List)) and all(
+                    isinstance(e, ast.Constant) for e in node.elts) and {e.value for e in node.elts} == set(
+                    TERMINAL_STATES):
+                wrong.append(f"{module}:{node.lineno}")
+    assert wrong == [], "use contract.TERMINAL_STATES at " + ", ".join(wrong)

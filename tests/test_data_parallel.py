@@ -1,6 +1,6 @@
-"""Data-parallel trials (issue 6): `resources: {workers: N}` trains one trial on N DDP processes through Ray
-Train's TorchTrainer inside Tune; here N = 2 gloo workers on the CPU, with real Ray and a SQLite MLflow store,
-and one worker SIGKILLed mid-trial (issue 7)."""
+"""Data-parallel trials: `resources: {workers: N}` trains one trial on N DDP processes through Ray Train's
+TorchTrainer inside Tune; here N = 2 gloo workers on the CPU, with real Ray and a SQLite MLflow store, and one
+worker SIGKILLed mid-trial (the trial resumes from its checkpoint and logs each epoch once)."""
 from __future__ import annotations
 
 import os
@@ -14,7 +14,9 @@ import torch
 import yaml
 
 from orchestrator.records import trial_record
-from orchestrator.specs.sweep import SweepSpec, expand, sweep_from_dict
+from orchestrator.specs.expansion import expand
+from orchestrator.specs.reading import sweep_from_dict
+from orchestrator.specs.sweep import SweepSpec
 from resnet_core.augment import fit_normalizer
 from resnet_core.data import TensorSplit, TensorTrainBatches
 from resnet_core.distributed import Shard

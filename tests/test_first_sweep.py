@@ -1,4 +1,4 @@
-"""A first real sweep on a new machine (issue 15): missing data is refused before anything starts, every error
+"""A first real sweep on a new machine: missing data is refused before anything starts, every error
 crosses Ray's process boundary intact, a trial whose settings cannot work fails once and is not retried, and
 Ctrl-C stops the sweep cleanly so that `resume` finishes it."""
 from __future__ import annotations
@@ -39,9 +39,9 @@ def _examples() -> dict[type, BaseException]:
     from orchestrator.tracking.server import TrackingUnreachable
     from resnet_core.checkpoint import CheckpointWriteError
     from resnet_core.data import DatasetError
+    from resnet_core.failures import DivergedError, OutOfMemoryError
     from resnet_core.spec import TrialSpec
     from resnet_core.specio import SpecError
-    from resnet_core.train import DivergedError, OutOfMemoryError
 
     examples = [SpecError("optim.lr", "fast", "a number", "sweeps/x.yaml"),
                 DatasetError("/data/cifar10", "looked in /data/cifar10/cifar-10-batches-py: missing test_batch",
@@ -179,7 +179,7 @@ def test_failed_trial_is_not_retried_and_ctrl_c_then_resume_finishes(tmp_path):
 def test_status_progress_and_eta_from_trial_rows():
     from datetime import datetime, timedelta, timezone
 
-    from orchestrator.commands.status import sweep_progress
+    from orchestrator.records.trial_view import sweep_progress
 
     created = datetime(2026, 11, 30, 8, 0, tzinfo=timezone.utc)
     rows = [{"state": "finished", "iteration": 100, "iterations": 100},

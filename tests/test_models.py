@@ -1,4 +1,5 @@
-"""The model family against the papers' printed numbers (PAPER.md), computed from the built models."""
+"""The model family against the papers' printed numbers (parameters and multiply-adds of their tables) and
+torchvision's models, computed from the built models."""
 import pytest
 import torch
 import torchvision
@@ -40,7 +41,8 @@ def test_params_match_torchvision(ours, theirs):
 def test_known_exact_counts():
     assert model_cost(ModelSpec(family="imagenet", depth=50), 1000).params == 25_557_032
     assert model_cost(ModelSpec(family="resnext", depth=50, cardinality=32, width=4), 1000).params == 25_028_904
-    # PAPER.md "checks anyone can run": the paper's 1x1 stride vs torchvision's v1.5 3x3 stride.
+    # Multiply-adds anyone can recount: the paper's stride on the 1x1 (Table 1) vs torchvision's v1.5 stride on
+    # the 3x3.
     assert model_cost(ModelSpec(family="imagenet", depth=50), 1000).macs == pytest.approx(3.858e9, rel=1e-3)
     assert model_cost(ModelSpec(family="imagenet", depth=50, stride_on="3x3"), 1000).macs == pytest.approx(
         4.089e9, rel=1e-3)

@@ -7,10 +7,11 @@ import torch
 from torch import nn
 
 from resnet_core.augment import IMAGENET_EIGVAL, IMAGENET_EIGVEC, lighting_shift, pca_lighting
+from resnet_core.evaluate import evaluate
 from resnet_core.runtime import resolve_runtime
 from resnet_core.spec import DataSpec, RuntimeSpec
 from resnet_core.specio import SpecError
-from resnet_core.train import TRAIN_CURVE_EVERY, evaluate, train
+from resnet_core.train import TRAIN_CURVE_EVERY, train
 from tests.test_train import tiny
 
 # ---- Figure 6's curve ------------------------------------------------------------------------------------------
@@ -119,7 +120,8 @@ def test_curve_points_reach_mlflow_at_their_own_steps_past_the_batch_limit(tmp_p
 
     from orchestrator.records import trial_record
     from orchestrator.report.rows import CURVE_METRIC
-    from orchestrator.specs.sweep import expand, load_sweep
+    from orchestrator.specs.expansion import expand
+    from orchestrator.specs.reading import load_sweep
     from orchestrator.tracking.writer import Tracker
 
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
@@ -148,7 +150,8 @@ def test_curve_points_reach_mlflow_at_their_own_steps_past_the_batch_limit(tmp_p
 def test_resnext_table7_sweep_covers_both_cifar_columns_and_laptop_sweep_the_findings():
     from pathlib import Path
 
-    from orchestrator.specs.sweep import expand, load_sweep
+    from orchestrator.specs.expansion import expand
+    from orchestrator.specs.reading import load_sweep
 
     sweeps = Path(__file__).resolve().parents[1] / "sweeps"
     t7 = {(t.spec.data.dataset, t.spec.model.cardinality): t.spec for t in expand(load_sweep(sweeps /

@@ -6,7 +6,7 @@ import pytest
 
 from orchestrator.specs.plan import (Throughput, calibrate_cpu, estimate_device, macs_per_sec, measured_gpu, plan_sweep)
 from resnet_core.schedule import split_sizes
-from orchestrator.specs.sweep import load_sweep
+from orchestrator.specs.reading import load_sweep
 from resnet_core.spec import DataSpec
 from resnet_core.specio import SpecError
 from tests.conftest import resnet_sweep

@@ -88,7 +88,8 @@ def _planned_sweep(client, root) -> None:
     """A launch of two planned trials, one of which has not started (no child run yet): its sweep.yaml says so."""
     import yaml
 
-    from orchestrator.specs.sweep import expand, sweep_from_dict
+    from orchestrator.specs.expansion import expand
+    from orchestrator.specs.reading import sweep_from_dict
 
     sweep = sweep_from_dict({"name": "planned", "base": {"model": {"family": "cifar"}, "optim": {"iterations": 400}},
                              "grid": {"model.depth": [20, 32]}, "report": ["table6"]})
@@ -102,8 +103,8 @@ def _planned_sweep(client, root) -> None:
 
 
 def test_planned_trials_without_a_run_are_missing_cells(store):
+    from orchestrator.report.cifar_table import table6
     from orchestrator.report.paper import paper_values
-    from orchestrator.report.tables import table6
 
     uri, _ = store
     sweep = read_sweep("planned", uri)
@@ -135,6 +136,20 @@ def test_rows_read_the_latest_launch_in_the_contract_layout(store):
     assert read_sweep("no-such-sweep", uri) is None
 
 
+def test_the_writer_and_the_reader_page_through_every_trial_run(store, monkeypatch):
+    """One query for a launch's trial runs, shared by the report and the writer, reads every page: no page limit
+    truncates a large sweep."""
+    from orchestrator.tracking import runs
+    from orchestrator.tracking.writer import Tracker
+
+    uri, parent_id = store
+    monkeypatch.setattr(runs, "PAGE_SIZE", 2)  # seven trials: four pages
+    assert len(read_sweep(SWEEP, uri).rows) == len(TRIALS)
+    found = Tracker(uri).trial_runs(parent_id)
+    assert [r.info.run_name for r in found] == [f"{'resnet' if m.get('residual', True) else 'plain'}{m['depth']}-A-"
+                                                f"seed{seed}" for m, seed, *_ in TRIALS]  # oldest first
+
+
 def test_report_command_end_to_end(store, tmp_path, capsys):
     from mlflow.tracking import MlflowClient
 
@@ -154,12 +169,14 @@ def test_report_command_end_to_end(store, tmp_path, capsys):
     assert table6[("plain", "32")]["error %"] == "12.00"
     assert table6[("ResNet", "56")]["runs"] == "0/1 finished, 1 diverged"
     assert table6[("ResNet", "110")]["runs"] == "0/1 finished, 1 running (200/400 it)"
-    assert "plain-32 ends with higher training error than plain-20 (9.00% vs 6.00%)" in printed
-    assert "The residual nets avoid it: ResNet-32 3.00% vs ResNet-20 4.25%." in printed
+    assert ("## Degradation check\n\n- Degradation (cifar10): held. training error at the end plain-32 9.0% vs "
+            "plain-20 6.0%, and higher at all 3 earlier epochs (the paper: the deeper plain net is worse, throughout "
+            "training).\n- ResNet-32 trains better than ResNet-20 (cifar10): held. training error at the end ResNet-32 "
+            "3.0% vs ResNet-20 4.2% (the paper: the deeper ResNet is better).\n") in printed
     assert "7 trials: 5 finished, 1 running, 1 diverged" in printed
     assert "- table6: ResNet-110: 1 running (200/400 it)" in printed
-    assert "## Trials not finished\n\n- resnet56-A-seed0: diverged, 200/400 it\n- resnet110-A-seed0: running, 200/400 it" \
-        in printed
+    assert ("## Trials not finished\n\n- resnet56-A-seed0: diverged, 200/400 it\n"
+            "- resnet110-A-seed0: running, 200/400 it") in printed
     assert "2 of 7 trials not finished" in printed
     assert all(r["runs"] == "not run" for r in csv.DictReader((out / "table2.csv").open()))
     assert r"\toprule" in (out / "table6.tex").read_text()

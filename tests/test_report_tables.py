@@ -1,5 +1,5 @@
-"""Report functions on hand-made rows: aggregation over seeds, missing and diverged cells, the degradation check,
-and the exact shape of each format (STYLE.md 11)."""
+"""Report functions on hand-made rows: aggregation over seeds, missing and diverged cells, the degradation check
+(one judge, which the tables' notes cite), and the exact shape of each format."""
 from __future__ import annotations
 
 import csv
@@ -7,12 +7,18 @@ import io
 
 import pytest
 
-from orchestrator.report.paper import paper_values
 from orchestrator.report.aggregate import Config, Summary, final_test_error, group_rows
+from orchestrator.report.cells import MISSING, Table, measured_text
+from orchestrator.report.cifar_table import table6
+from orchestrator.report.cost_table import table1
+from orchestrator.report.findings import findings
 from orchestrator.report.formats import latex_escape, to_csv, to_latex, to_markdown
+from orchestrator.report.imagenet_tables import table2, table3
+from orchestrator.report.notes import degradation_notes
+from orchestrator.report.paper import paper_values
+from orchestrator.report.resnext_table import resnext
 from orchestrator.report.rows import Point, Row, parse_report_list
-from orchestrator.report.tables import (MISSING, Table, degradation, fillable, measured_text, resnext, table1,
-                                        table2, table3, table6)
+from orchestrator.report.tables import fillable
 
 PAPER = paper_values()
 
@@ -103,22 +109,67 @@ def test_table6_adds_plain_nets_without_paper_value_and_flags_synthetic_data():
 # ---- degradation ---------------------------------------------------------------------------------------------
 
 
-def test_degradation_found_and_residual_nets_avoid_it():
+def epochs(*errors: float, every: int = 100) -> tuple[Point, ...]:
+    """A trial's history: its training error at the end of each epoch of `every` iterations."""
+    return tuple(Point(every * (i + 1), error, None) for i, error in enumerate(errors))
+
+
+def depth_lines(rows: list[Row]) -> list[str]:
+    """The findings' own lines about depth (degradation, and the deeper ResNet training better)."""
+    return [f.line() for f in findings(rows) if f.name.startswith("Degradation") or " than ResNet-" in f.name]
+
+
+def test_degradation_found_and_residual_nets_reverse_it():
     rows = [row(20, False, train=0.05), row(56, False, train=0.09), row(20, train=0.04), row(56, train=0.02)]
-    (line,) = degradation(rows)
-    assert line.startswith("Degradation (cifar10): plain-56 ends with higher training error than plain-20 "
-                           "(9.00% vs 5.00%)")
-    assert line.endswith("The residual nets avoid it: ResNet-56 2.00% vs ResNet-20 4.00%.")
+    assert degradation_notes(rows) == (
+        "Degradation (cifar10): held. training error at the end plain-56 9.0% vs plain-20 5.0% (the paper: the "
+        "deeper plain net is worse, throughout training).",
+        "ResNet-56 trains better than ResNet-20 (cifar10): held. training error at the end ResNet-56 2.0% vs "
+        "ResNet-20 4.0% (the paper: the deeper ResNet is better).")
+    assert list(degradation_notes(rows)) == depth_lines(rows)  # cited from the findings, not judged again
+    assert set(degradation_notes(rows)) <= set(table6(rows, PAPER).notes)
 
 
-def test_degradation_absent_and_residual_degrading_too():
-    (line,) = degradation([row(20, False, train=0.05), row(32, False, train=0.04)])
-    assert line.startswith("No degradation (cifar10): plain-32 ends with training error no higher than plain-20")
-    (line,) = degradation([row(20, False, train=0.05), row(56, False, train=0.09), row(20, train=0.03),
-                           row(56, train=0.06)])
-    assert "The residual nets degrade too: ResNet-56 6.00% vs ResNet-20 3.00%." in line
-    (line,) = degradation([row(20, False, train=0.05), row(56, False, state="running")])
-    assert "needs finished plain nets at two depths or more; this sweep has 1" in line
+def test_degradation_compares_adjacent_depths_not_only_the_extremes():
+    """plain-56 is worse than plain-20 but better than plain-32: training error does not rise with depth."""
+    rows = [row(20, False, train=0.05), row(32, False, train=0.10), row(56, False, train=0.08)]
+    (line,) = degradation_notes(rows)
+    assert line == ("Degradation (cifar10): NOT held. training error at the end plain-56 8.0% vs plain-32 10.0% vs "
+                    "plain-20 5.0% (the paper: the deeper plain net is worse, throughout training).")
+    rows[2] = row(56, False, train=0.12)
+    assert degradation_notes(rows)[0].startswith("Degradation (cifar10): held. training error at the end plain-56 "
+                                                 "12.0% vs plain-32 10.0% vs plain-20 5.0%")
+
+
+def test_degradation_holds_throughout_training_not_only_at_the_end():
+    held = [row(20, False, train=0.40, history=epochs(0.80, 0.60, 0.50, 0.41)),
+            row(56, False, train=0.50, history=epochs(0.85, 0.70, 0.60, 0.52))]
+    (line,) = degradation_notes(held)
+    assert line == ("Degradation (cifar10): held. training error at the end plain-56 50.0% vs plain-20 40.0%, and "
+                    "higher at all 3 earlier epochs (the paper: the deeper plain net is worse, throughout training).")
+    # plain-56 below plain-20 at iteration 200, above at the end: not degradation throughout training
+    crossed = [held[0], row(56, False, train=0.50, history=epochs(0.85, 0.55, 0.60, 0.52))]
+    (line,) = degradation_notes(crossed)
+    assert line == ("Degradation (cifar10): NOT held. training error at the end plain-56 50.0% vs plain-20 40.0%; "
+                    "but at iteration 200 plain-56 55.0% vs plain-20 60.0% (the paper: the deeper plain net is worse, "
+                    "throughout training).")
+
+
+def test_degradation_per_seed_and_absent_or_not_yet_testable():
+    rows = [row(20, False, seed=0, train=0.05), row(56, False, seed=0, train=0.09),
+            row(20, False, seed=1, train=0.05), row(56, False, seed=1, train=0.04)]
+    (line,) = degradation_notes(rows)
+    assert line.startswith("Degradation (cifar10): held. training error at the end plain-56 6.5% vs plain-20 5.0%")
+    assert line.endswith("Per seed: held in 1 of 2.")
+    (line,) = degradation_notes([row(20, False, train=0.05), row(32, False, train=0.04)])
+    assert line.startswith("Degradation (cifar10): NOT held. training error at the end plain-32 4.0% vs plain-20 5.0%")
+    (line, resnets) = degradation_notes([row(20, False, train=0.05), row(56, False, train=0.09), row(20, train=0.03),
+                                         row(56, train=0.06)])
+    assert resnets.startswith("ResNet-56 trains better than ResNet-20 (cifar10): NOT held. training error at the end "
+                              "ResNet-56 6.0% vs ResNet-20 3.0%")
+    (line,) = degradation_notes([row(20, False, train=0.05), row(56, False, state="running")])
+    assert line == ("Degradation check (cifar, cifar10): needs finished plain nets at two depths or more; this sweep "
+                    "has 1.")
 
 
 # ---- Tables 1, 2, 3 and ResNeXt ------------------------------------------------------------------------------
@@ -142,7 +193,9 @@ def test_table2_and_table3_plain_vs_residual_and_shortcuts():
     t2 = table2(rows, PAPER)
     assert cells(t2, "plain", "34")["diff"] == "+0.46"
     assert cells(t2, "ResNet", "18")["runs"] == "not run"
-    assert any(n.startswith("Degradation (imagenet): plain-34") for n in t2.notes)
+    (degraded,) = [f.line() for f in findings(rows) if f.name == "Degradation (imagenet)"]
+    assert degraded.startswith("Degradation (imagenet): held. training error at the end plain-34 32.0% vs plain-18")
+    assert degraded in t2.notes and degradation_notes(rows, ("imagenet",)) == (degraded,)
     t3 = table3(rows, PAPER)
     a = [dict(zip(t3.columns, r)) for r in t3.rows if r[:3] == ("ResNet", "34", "A")][0]
     assert (a["top-1 %"], a["paper top-1"], a["top-1 diff"]) == ("25.00", "25.03", "-0.03")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.report.paper import paper_values
 from orchestrator.report.build import build_report, reproduction_summary
+from orchestrator.report.cells import MISSING
+from orchestrator.report.cifar_table import table6
 from orchestrator.report.findings import findings
+from orchestrator.report.imagenet_tables import table3
+from orchestrator.report.paper import paper_values
+from orchestrator.report.resnext_table import resnext
 from orchestrator.report.rows import SweepRuns
-from orchestrator.report.tables import MISSING, resnext, table3, table6
 from tests.test_report_tables import cells, row
 
 PAPER = paper_values()
@@ -79,7 +82,8 @@ def test_findings_held_with_numbers_and_per_seed():
     rows += [row(56, seed=0, train=0.35, layer_std=(1.0, 1.0)), row(56, seed=1, train=0.50, layer_std=(1.0, 1.0))]
     rows += [row(20, seed=s, train=0.25, layer_std=(1.5, 1.5)) for s in (0, 1)]
     found = {f.name: f for f in findings(rows)}
-    assert list(found) == ["Degradation (cifar10)", "ResNet-20 trains better than plain-20 (cifar10)",
+    assert list(found) == ["Degradation (cifar10)", "ResNet-56 trains better than ResNet-20 (cifar10)",
+                           "ResNet-20 trains better than plain-20 (cifar10)",
                            "Fig. 7: ResNet-20 responds less than plain-20 (cifar10)",
                            "ResNet-56 trains better than plain-56 (cifar10)",
                            "Fig. 7: ResNet-56 responds less than plain-56 (cifar10)",
@@ -87,7 +91,10 @@ def test_findings_held_with_numbers_and_per_seed():
     degradation = found["Degradation (cifar10)"]
     assert degradation.held and (degradation.seeds_held, degradation.seeds) == (2, 2)
     assert degradation.line() == ("Degradation (cifar10): held. training error at the end plain-56 45.0% vs plain-20 "
-                                  "30.5% (the paper: the deeper plain net is worse). Per seed: held in 2 of 2.")
+                                  "30.5% (the paper: the deeper plain net is worse, throughout training). Per seed: "
+                                  "held in 2 of 2.")
+    resnets = found["ResNet-56 trains better than ResNet-20 (cifar10)"]
+    assert not resnets.held and (resnets.seeds_held, resnets.seeds) == (0, 2)  # 42.5% vs 25.0% on the means
     better = found["ResNet-56 trains better than plain-56 (cifar10)"]
     assert better.held and (better.seeds_held, better.seeds) == (1, 2)  # 42.5% vs 45.0% on the means; seed 1 not
     assert found["Fig. 7: ResNet-56 responds less than plain-56 (cifar10)"].text == (
@@ -116,6 +123,11 @@ def test_report_states_findings_and_reproduction(tmp_path):
     assert "- ResNet-56 trains better than plain-56 (cifar10): held. training error at the end ResNet-56 35.0% vs " \
            "plain-56 45.0%." in report.markdown
     assert "- 1 of 1 full-scale cells reproduce the paper (within its spread); 0 better, 0 worse." in report.markdown
+    # one judge: the degradation check, the findings and Table 6's notes say the same, with the same numbers
+    (degradation,) = [f.line() for f in findings(rows) if f.name == "Degradation (cifar10)"]
+    assert f"## Degradation check\n\n- {degradation}\n\n## The papers' findings" in report.markdown
+    assert report.markdown.count(f"- {degradation}\n") == 3  # the check, the findings, Table 6's notes
+    assert degradation in (tmp_path / "table6.md").read_text()
 
 
 def test_training_error_at_the_end_is_the_curves_last_100_iterations():

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.running import resources as ray_resources
-from orchestrator.specs.sweep import sweep_from_dict
+from orchestrator.specs.reading import sweep_from_dict
 
 BASE = {"model": {"family": "cifar", "depth": 8}, "data": {"dataset": "synthetic"},
         "optim": {"batch_size": 8, "iterations": 8}}

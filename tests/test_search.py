@@ -1,4 +1,4 @@
-"""Search beyond grids (issue 13), through the real CLI, a local Ray and a SQLite MLflow store: Optuna's TPE
+"""Search beyond grids, through the real CLI, a local Ray and a SQLite MLflow store: Optuna's TPE
 proposes each trial through Ray Tune's search API, ASHA stops poor ones early, and a stopped trial is recorded as
 `stopped` with its iteration in MLflow, `status` and the report; `resume` refuses a search with a clear message."""
 from __future__ import annotations
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.specs.sweep import load_sweep, probe_trials
+from orchestrator.specs.expansion import probe_trials
+from orchestrator.specs.reading import load_sweep
 from resnet_core.specio import SpecError
 from tests.conftest import resnet_sweep
 

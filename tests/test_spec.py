@@ -1,4 +1,4 @@
-"""A trial spec survives dict -> spec -> dict -> spec, and bad input names its key path (STYLE.md 5, 11)."""
+"""A trial spec survives dict -> spec -> dict -> spec, and bad input names its key path."""
 import pytest
 import yaml
 

@@ -14,7 +14,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from orchestrator.specs.sweep import expand, load_sweep
+from orchestrator.specs.expansion import expand
+from orchestrator.specs.reading import load_sweep
 from orchestrator.records.trial_record import read
 from tests.conftest import RESNET_SWEEP, resnet_sweep
 

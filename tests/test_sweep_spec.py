@@ -7,8 +7,11 @@ import pytest
 import yaml
 
 from orchestrator.cli import main
-from orchestrator.specs.sweep import apply_sets, expand, load_sweep, probe_trials, sweep_from_dict
+from orchestrator.specs.expansion import expand, probe_trials
+from orchestrator.specs.naming import shortcut_suffix
+from orchestrator.specs.reading import apply_sets, load_sweep, sweep_from_dict
 from resnet_core import yaml12
+from resnet_core.spec import ModelSpec
 from resnet_core.specio import SpecError
 
 SWEEPS = sorted((Path(__file__).resolve().parents[1] / "sweeps").glob("*.yaml"))
@@ -151,6 +154,9 @@ BAD = [
     ("name: x\nscheduler: {kind: hyperband}\n", [], "scheduler.kind", "'fifo', 'asha'"),
     ("name: x\nbogus: 1\n", [], "bogus", "one of the keys"),
     ("name: 'a b'\n", [], "name", "sweep name"),
+    ('name: "x\\n"\n', [], "name", "sweep name"),  # a trailing newline is no part of a name
+    ("name: x\noverrides: [{when: {model.depth: 20}, set: {seeds: [[1]]}}]\n", [], "overrides[0].set.seeds",
+     "distinct whole numbers"),
     ("name: x\nbase: {model: {depth: 20}\n", [], "<top level>", "valid YAML"),
     ("name: x\n", ["optim.lr=-1"], "base.optim.lr", "positive"),
     ("name: x\n", ["optim.lrr=1"], "optim.lrr", "trial key path"),
@@ -177,6 +183,21 @@ def test_bad_input_exits_2_naming_the_key_path_and_starts_nothing(tmp_path, monk
     if "ray" in sys.modules:  # another test may have imported ray; it must not have been started by this one
         import ray
         assert not ray.is_initialized()
+
+
+def test_the_shortcut_in_a_name_is_one_rule_for_grid_and_sampled_trials(tmp_path):
+    """CIFAR ResNets always name their shortcut, ImageNet ones only where the sweep's trials differ in it, ResNeXt
+    never; a sampled trial is named as a grid trial whose sweep agrees on its shortcut."""
+    cifar, imagenet = ModelSpec(depth=20), ModelSpec(family="imagenet", depth=18)
+    resnext = ModelSpec(family="resnext", depth=29)
+    assert [shortcut_suffix(m, False) for m in (cifar, imagenet, resnext)] == ["-A", "", ""]
+    assert [shortcut_suffix(m, True) for m in (cifar, imagenet, resnext)] == ["-A", "-B", ""]
+    sweep = load_sweep(write(tmp_path, """
+    name: sc
+    base: {model: {family: imagenet, depth: 18}, data: {dataset: synthetic}, optim: {iterations: 10, milestones: [5]}}
+    grid: {model.shortcut: [B, C]}
+    """))
+    assert [t.name for t in expand(sweep)] == ["resnet18-B-seed0", "resnet18-C-seed0"]
 
 
 def test_error_names_the_line(tmp_path):

@@ -5,11 +5,12 @@ import pytest
 import torch
 
 from resnet_core.checkpoint import load_checkpoint
+from resnet_core.failures import DivergedError
 from resnet_core.model import build_model
 from resnet_core.responses import layer_response_std
 from resnet_core.spec import ModelSpec, TrialSpec
 from resnet_core.specio import SpecError, set_path
-from resnet_core.train import DivergedError, train
+from resnet_core.train import train
 
 # ResNet-8 (n=1) on 8x8 synthetic images, 4 iterations per epoch: milliseconds per step on a CPU.
 TINY = {"model.depth": 8, "data.dataset": "synthetic", "data.image_size": 8, "data.synthetic_train": 64,

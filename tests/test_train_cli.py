@@ -9,8 +9,8 @@ import pytest
 
 from orchestrator.cli import main
 
-# The command: ResNet-20, synthetic data (1024 images, 8 batches of 128 an epoch), 20 iterations;
-# about 10 s on 2 CPU cores. `--set` values are YAML, so numbers arrive as numbers.
+# A first trial as a newcomer types it: ResNet-20, synthetic data (1024 images, 8 batches of 128 an epoch),
+# 20 iterations; about 10 s on 2 CPU cores. `--set` values are YAML, so numbers arrive as numbers.
 COMMAND = ["train", "--set", "model.depth=20", "--set", "data.dataset=synthetic", "--set", "optim.iterations=20",
            "--json"]
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from orchestrator.specs.sweep import SweepSpec, load_sweep
+from orchestrator.specs.reading import load_sweep
+from orchestrator.specs.sweep import SweepSpec
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from orchestrator.commands._sweep_args import add_sweep_arguments, sweep_from_args
 from orchestrator.errors import CliError
+
+if TYPE_CHECKING:
+    from orchestrator.specs.sweep import SweepSpec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _device(sweep) -> str:
+def _device(sweep: SweepSpec) -> str:
     import torch
 
     from orchestrator.specs.plan import estimate_device

@@ -20,21 +20,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orchestrator.records import state
-    from orchestrator.report.paper import paper_values
     from orchestrator.report.build import REPORTS, build_report, log_report, unfinished
+    from orchestrator.report.paper import paper_values
     from orchestrator.report.rows import known_sweeps, read_sweep
+    from orchestrator.report.store import sweep_store
     from orchestrator.tracking.uris import redact_uri
 
-    state.check_name(args.name)  # it names ./reports/NAME and goes into an MLflow filter
     if args.only:
         unknown = [n for n in args.only if n not in REPORTS]
         if unknown:
             raise CliError(f"--only: unknown report {unknown[0]!r}; expected some of {', '.join(REPORTS)}")
-    tracking_uri = _tracking_uri(args)
-    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).is_file():
-        raise CliError(f"no MLflow store at {tracking_uri} (no sweep has run here); pass --tracking-uri, or run "
-                       "report where `resnet-sweep run` ran")  # MLflow would create an empty one
+    tracking_uri = sweep_store(args.name, args.tracking_uri)
     sweep = read_sweep(args.name, tracking_uri)
     if sweep is None:
         known = known_sweeps(tracking_uri)
@@ -56,18 +52,3 @@ def run(args: argparse.Namespace) -> int:
     if unfinished(sweep):
         print(f"{len(unfinished(sweep))} of {len(sweep.rows)} trials not finished (see 'Trials not finished').")
     return 0
-
-
-def _tracking_uri(args: argparse.Namespace) -> str:
-    """--tracking-uri; else the store `resnet-sweep run` recorded for this sweep (its state record); else
-    MLFLOW_TRACKING_URI; else run's own default, the SQLite store in the working directory."""
-    if args.tracking_uri:
-        return args.tracking_uri
-    import os
-
-    from orchestrator.records import state
-    from orchestrator.tracking.uris import default_tracking_uri
-
-    if state.record_path(args.name).is_file():
-        return state.load(args.name).tracking_uri
-    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()

@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from resnet_core.checkpoint import CheckpointWriteError
-    from resnet_core.train import DivergedError, train
+    from resnet_core.failures import DivergedError
+    from resnet_core.train import train
 
     spec = trial_from_sets(args.sets)
     print(f"training {spec.model.name} on {spec.data.dataset}: {spec.optim.iterations} iterations, "

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 FILENAME = "metrics.jsonl"
-TERMINAL = ("finished", "diverged", "failed", "stopped")  # outcomes of a start
 
 
 def trial_dirname(info: dict[str, Any]) -> str:

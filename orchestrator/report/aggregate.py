@@ -9,6 +9,7 @@ import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from orchestrator.contract import DIVERGED, FINISHED, RUNNING, STOPPED, TRIAL_STATES
 from orchestrator.report.rows import Row
 
 
@@ -79,7 +80,7 @@ class Group:
 
     @property
     def diverged(self) -> bool:
-        return any(r.state == "diverged" for r in self.rows)
+        return any(r.state == DIVERGED for r in self.rows)
 
     @property
     def missing(self) -> bool:
@@ -99,14 +100,14 @@ class Group:
         """'' when every trial finished, else what the others are doing: '1 running (3200/64000 it), 1 diverged'.
         """
         parts = []
-        for state in ("pending", "running", "stopped", "diverged", "failed"):
+        for state in (s for s in TRIAL_STATES if s != FINISHED):
             rows = [r for r in self.rows if r.state == state]
             if not rows:
                 continue
             text = f"{len(rows)} {state}"
-            if state in ("running", "stopped") and len(rows) == 1 and rows[0].iteration is not None \
+            if state in (RUNNING, STOPPED) and len(rows) == 1 and rows[0].iteration is not None \
                     and rows[0].iterations:
-                text += f" ({'at ' if state == 'stopped' else ''}{rows[0].iteration}/{rows[0].iterations} it)"
+                text += f" ({'at ' if state == STOPPED else ''}{rows[0].iteration}/{rows[0].iterations} it)"
             parts.append(text)
         return ", ".join(parts)
 

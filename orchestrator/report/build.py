@@ -11,13 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator.contract import TRIAL_STATES
+from orchestrator.report.cells import Table
 from orchestrator.report.figures import FIGURES
 from orchestrator.report.findings import LATE_SPAN, findings
 from orchestrator.report.formats import FORMATS, to_markdown
-from orchestrator.report.rows import STATES, SweepRuns
-from orchestrator.report.tables import BETTER, NO_VERDICT, TABLES, WITHIN, WORSE, Table, degradation, fillable
+from orchestrator.report.notes import degradation_notes
+from orchestrator.report.rows import SweepRuns
+from orchestrator.report.tables import TABLES, fillable
+from orchestrator.report.verdicts import BETTER, NO_VERDICT, WITHIN, WORSE
 
-REPORTS = tuple(TABLES) + tuple(FIGURES)  # table6, table1, table2, table3, resnext, fig6, fig7  # == contract.REPORT_NAMES
+REPORTS = tuple(TABLES) + tuple(FIGURES)  # table6, table1, table2, table3, resnext, fig6, fig7: contract.REPORT_NAMES
 ARTIFACT_DIR = "report"  # folder on the parent run that holds the files
 
 
@@ -41,7 +45,7 @@ def choose_reports(requested: tuple[str, ...], sweep: SweepRuns) -> tuple[tuple[
 
 def state_counts(sweep: SweepRuns) -> str:
     """'5 trials: 3 finished, 1 running, 1 diverged'."""
-    counts = {s: sum(r.state == s for r in sweep.rows) for s in STATES}
+    counts = {s: sum(r.state == s for r in sweep.rows) for s in TRIAL_STATES}
     counts.update({r.state: counts.get(r.state, 0) for r in sweep.rows if r.state not in counts})
     parts = [f"{counts[s]} {s}" for s in counts if counts[s]]
     return f"{len(sweep.rows)} trials" + (f": {', '.join(parts)}" if parts else "")
@@ -88,7 +92,7 @@ def build_report(sweep: SweepRuns, out_dir: Path, paper: Mapping[str, Any],
     if unknown:
         sections.append(f"Unknown reports in the sweep's list, skipped: {', '.join(unknown)} "
                         f"(known: {', '.join(REPORTS)}).")
-    sections += ["", "## Degradation check", ""] + [f"- {line}" for line in degradation(sweep.rows)
+    sections += ["", "## Degradation check", ""] + [f"- {line}" for line in degradation_notes(sweep.rows)
                                                    or ("No finished plain or residual ResNets to compare.",)]
     found = findings(sweep.rows)
     if found:
@@ -135,6 +139,7 @@ def log_report(report: Report, sweep: SweepRuns, tracking_uri: str) -> None:
 
     tracker = Tracker(tracking_uri)
     tracker.client.log_artifacts(sweep.parent_run_id, str(report.out_dir), ARTIFACT_DIR)
-    figures = re.sub(r"\]\(([\w.-]+\.png)\)", lambda m: "](get-artifact?path=" + quote(f"{ARTIFACT_DIR}/{m.group(1)}", safe="")
+    figures = re.sub(r"\]\(([\w.-]+\.png)\)",
+                     lambda m: "](get-artifact?path=" + quote(f"{ARTIFACT_DIR}/{m.group(1)}", safe="")
                      + f"&run_uuid={sweep.parent_run_id})", report.markdown)
     tracker.describe_run(sweep.parent_run_id, figures)

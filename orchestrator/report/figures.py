@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from orchestrator.contract import RUNNING
 from orchestrator.report.aggregate import Group, final_test_error, group_rows
 from orchestrator.report.rows import Row
 
@@ -27,7 +28,7 @@ def _drawn(group: Group) -> tuple[Row | None, str]:
     best = group.best_row(final_test_error)
     if best is not None:
         return best, ""
-    running = [r for r in group.rows if r.state == "running" and r.history]
+    running = [r for r in group.rows if r.state == RUNNING and r.history]
     if running:
         return max(running, key=lambda r: r.history[-1].iteration), " (running)"
     return None, ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import io
 
-from orchestrator.report.tables import Table
+from orchestrator.report.cells import Table
 
 
 def _md_cell(text: str) -> str:

@@ -1,10 +1,10 @@
 """The one place that reads MLflow: a sweep's latest parent run and its child runs as typed, frozen Rows.
 
-Reads the layout of the MLflow contract (orchestrator tracking): one parent run per launch tagged
-`resnet_sweeps.role=sweep` and `resnet_sweeps.sweep=<name>`, one nested child run per trial with the trial's
-flattened spec as params (`model.depth`, `seed`, ...), `model.params` / `model.macs`, per-epoch metrics with
-step = iteration, `final_*` metrics, and a `layer_responses.json` artifact. Errors stay fractions (0..1) here;
-tables turn them into percent.
+Reads the layout orchestrator/contract.py names and orchestrator/tracking writes: one parent run per launch (role
+"sweep", tagged with the sweep's name), one nested child run per trial with the trial's flattened spec as params
+(`model.depth`, `seed`, ...) and its size (`model.params` / `model.macs`), per-epoch metrics with step = iteration,
+a finished trial's `final_*` metrics and its Figure 7 artifact. Errors stay fractions (0..1) here; tables turn
+them into percent.
 """
 from __future__ import annotations
 
@@ -14,17 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROLE_TAG = "resnet_sweeps.role"
-SWEEP_TAG = "resnet_sweeps.sweep"
-STATE_TAG = "resnet_sweeps.state"
-TRIAL_ID_TAG = "resnet_sweeps.trial_id"
-PARENT_TAG = "mlflow.parentRunId"
-REPORT_KEY = "report"  # the sweep's report list, when the parent run carries it as a param or tag
+from orchestrator.contract import (FAILED, FINAL, FINISHED, LAYER_RESPONSES, MODEL_MACS, MODEL_PARAMS, PENDING,
+                                   REPORTS_PARAM, ROLE, RUNNING, STATE, SWEEP, SWEEP_FILE, SWEEP_ROLE, TAG, TRIAL_ID)
+from orchestrator.tracking.runs import child_runs, mlflow_client
+
 TOP5_METRIC = "test_top5_error"  # multi-crop (10-crop) on ImageNet folders, as ResNet Table 3
 ONE_CROP_METRIC = "test_error_1crop"  # the center crop alone, as ResNeXt's tables (ImageNet folders only)
 CURVE_METRIC = "train_error_curve"  # Figure 6's finer training curve: windows of a few dozen iterations
-
-STATES = ("finished", "pending", "running", "stopped", "diverged", "failed")  # the trial's state tag
 
 
 @dataclass(frozen=True)
@@ -52,7 +48,7 @@ class Row:
     width: int
     seed: int
     dataset: str  # cifar10 | cifar100 | imagenet | synthetic
-    state: str  # finished | pending | running | stopped (by ASHA) | diverged | failed
+    state: str  # one of contract.TRIAL_STATES
     train_error: float | None = None  # final (or latest, for a running trial), fraction
     test_error: float | None = None
     top5_error: float | None = None
@@ -70,7 +66,7 @@ class Row:
 
     @property
     def finished(self) -> bool:
-        return self.state == "finished"
+        return self.state == FINISHED
 
 
 @dataclass(frozen=True)
@@ -85,19 +81,9 @@ class SweepRuns:
     rows: tuple[Row, ...]
 
 
-def _client(tracking_uri: str | None):
-    import logging
-
-    for name in ("mlflow", "alembic"):  # table-creation chatter of a SQLite store would interleave the report
-        logging.getLogger(name).setLevel(logging.WARNING)
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=tracking_uri)
-
-
 def known_sweeps(tracking_uri: str | None = None) -> list[str]:
     """Experiment names in the store, for an error message that lists what a user can ask for."""
-    return sorted(e.name for e in _client(tracking_uri).search_experiments() if e.name != "Default")
+    return sorted(e.name for e in mlflow_client(tracking_uri).search_experiments() if e.name != "Default")
 
 
 def read_sweep(name: str, tracking_uri: str | None = None) -> SweepRuns | None:
@@ -106,15 +92,12 @@ def read_sweep(name: str, tracking_uri: str | None = None) -> SweepRuns | None:
     The sweep's experiment is its `experiment:` or its name; the parent run is found by its sweep tag, so a
     sweep logged under another experiment name is found too.
     """
-    client = _client(tracking_uri)
+    client = mlflow_client(tracking_uri)
     parent = _latest_parent(client, name)
     if parent is None:
         return None
     experiment = client.get_experiment(parent.info.experiment_id)
-    children = client.search_runs(
-        [parent.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
-        max_results=50000, order_by=["attributes.start_time ASC"])
-    children = [run for run in children if run.data.tags.get(ROLE_TAG, "trial") == "trial"]
+    children = child_runs(client, [parent.info.experiment_id], parent.info.run_id)
     sweep_file = _sweep_file(client, parent.info.run_id)
     rows = [_run_row(client, run) for run in children] + _planned(sweep_file, children)
     return SweepRuns(name=name, experiment_id=experiment.experiment_id, experiment_name=experiment.name,
@@ -124,7 +107,7 @@ def read_sweep(name: str, tracking_uri: str | None = None) -> SweepRuns | None:
 
 
 def _latest_parent(client: Any, name: str) -> Any | None:
-    query = f"tags.`{ROLE_TAG}` = 'sweep' AND tags.`{SWEEP_TAG}` = '{name}'"
+    query = f"tags.`{ROLE}` = '{SWEEP_ROLE}' AND tags.`{SWEEP}` = '{name}'"
     experiment = client.get_experiment_by_name(name)
     ids = [experiment.experiment_id] if experiment is not None else []
     ids += [e.experiment_id for e in client.search_experiments() if e.experiment_id not in ids]
@@ -139,8 +122,8 @@ def _latest_parent(client: Any, name: str) -> Any | None:
 
 
 def _sweep_file(client: Any, parent_run_id: str) -> dict[str, Any] | None:
-    """The launch's resolved sweep (the parent run's sweep.yaml artifact), when it has one."""
-    text = _artifact_text(client, parent_run_id, "sweep.yaml")
+    """The launch's resolved sweep (the parent run's SWEEP_FILE artifact), when it has one."""
+    text = _artifact_text(client, parent_run_id, SWEEP_FILE)
     if text is None:
         return None
     from resnet_core import yaml12
@@ -150,10 +133,10 @@ def _sweep_file(client: Any, parent_run_id: str) -> dict[str, Any] | None:
 
 
 def _report_list(parent: Any, sweep_file: dict[str, Any] | None) -> tuple[str, ...]:
-    """The sweep's `report:` list from the parent run's params or tags, or its sweep.yaml."""
-    raw = parent.data.params.get(REPORT_KEY) or parent.data.tags.get(f"resnet_sweeps.{REPORT_KEY}")
+    """The sweep's `report:` list from the parent run's params or tags, or its sweep file."""
+    raw = parent.data.params.get(REPORTS_PARAM) or parent.data.tags.get(TAG + REPORTS_PARAM)
     if raw is None and sweep_file is not None:
-        raw = sweep_file.get(REPORT_KEY)
+        raw = sweep_file.get("report")
     return parse_report_list(raw)
 
 
@@ -162,17 +145,18 @@ def _planned(sweep_file: dict[str, Any] | None, children: list[Any]) -> list[Row
     missing rather than not run. Nothing when the sweep file is absent or this version cannot read it."""
     if sweep_file is None:
         return []
-    from orchestrator.specs.sweep import expand, sweep_from_dict
+    from orchestrator.specs.expansion import expand
+    from orchestrator.specs.reading import sweep_from_dict
     from resnet_core.specio import flatten
 
     try:
         trials = expand(sweep_from_dict(sweep_file))
     except (ValueError, TypeError, KeyError):  # SpecError is a ValueError: a file from another version
         return []
-    ids = {run.data.tags.get(TRIAL_ID_TAG) for run in children}
+    ids = {run.data.tags.get(TRIAL_ID) for run in children}
     names = {run.info.run_name for run in children}
     return [_row(run_id="", run_name=t.name, params={k: str(v) for k, v in flatten(t.spec.to_dict()).items()},
-                 state="pending", metrics={}, history=(), layers=((), ()))
+                 state=PENDING, metrics={}, history=(), layers=((), ()))
             for t in trials if t.id not in ids and t.name not in names]
 
 
@@ -202,7 +186,7 @@ def _parse(value: str | None, kind: type) -> Any:
 
 
 def _run_row(client: Any, run: Any) -> Row:
-    state = run.data.tags.get(STATE_TAG) or _RUN_STATUS.get(run.info.status, "running")
+    state = run.data.tags.get(STATE) or _RUN_STATUS.get(run.info.status, RUNNING)
     curve = tuple((m.step, m.value) for m in sorted(client.get_metric_history(run.info.run_id, CURVE_METRIC),
                                                     key=lambda m: (m.step, m.timestamp)))
     return _row(run_id=run.info.run_id, run_name=run.info.run_name or run.info.run_id, params=run.data.params,
@@ -226,24 +210,25 @@ def _row(run_id: str, run_name: str, params: dict[str, str], state: str, metrics
         family=spec.family, depth=spec.depth, n=spec.n, residual=spec.residual, shortcut=spec.shortcut,
         cardinality=spec.cardinality, width=spec.width, preact=spec.preact,
         seed=_parse(params.get("seed"), int) or 0, dataset=params.get("data.dataset", "cifar10"), state=state,
-        train_error=metrics.get("final_train_error", last.train_error if last else None),
-        test_error=metrics.get("final_test_error", last.test_error if last else None),
-        top5_error=metrics.get(f"final_{TOP5_METRIC}", metrics.get(TOP5_METRIC)),
-        one_crop_error=metrics.get(f"final_{ONE_CROP_METRIC}", metrics.get(ONE_CROP_METRIC)),
+        train_error=metrics.get(FINAL + "train_error", last.train_error if last else None),
+        test_error=metrics.get(FINAL + "test_error", last.test_error if last else None),
+        top5_error=metrics.get(FINAL + TOP5_METRIC, metrics.get(TOP5_METRIC)),
+        one_crop_error=metrics.get(FINAL + ONE_CROP_METRIC, metrics.get(ONE_CROP_METRIC)),
         params=cost[0], macs=cost[1],
         iterations=_parse(params.get("optim.iterations"), int), iteration=last.iteration if last else None,
         history=history, curve=tuple(dict(curve).items()), layer_names=layers[0], layer_std=layers[1],
         subset=any(_parse(params.get(f"data.{k}"), int) for k in ("train_limit", "test_limit")))
 
 
-_RUN_STATUS = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "failed", "RUNNING": "running",
-               "SCHEDULED": "running"}  # MLflow's run status, when a trial has no state tag
+# A trial's state from its MLflow run status, for a child run without a STATE tag (one this project did not write:
+# a killed run of someone else's is taken as failed, not as stopped by the scheduler)
+_RUN_STATUS = {"FINISHED": FINISHED, "FAILED": FAILED, "KILLED": FAILED, "RUNNING": RUNNING, "SCHEDULED": RUNNING}
 
 
 def _cost(spec: Any, params: dict[str, str]) -> tuple[int | None, int | None]:
     """(params, multiply-adds) as the trial logged them; counted on the model (meta device for ImageNet sizes)
     when it did not."""
-    logged = _parse(params.get("model.params"), int), _parse(params.get("model.macs"), int)
+    logged = _parse(params.get(MODEL_PARAMS), int), _parse(params.get(MODEL_MACS), int)
     if None not in logged:
         return logged
     from resnet_core.accounting import input_size, model_cost
@@ -264,7 +249,7 @@ def _history(client: Any, run_id: str) -> tuple[Point, ...]:
 
 
 def _layer_responses(client: Any, run_id: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
-    text = _artifact_text(client, run_id, "layer_responses.json")
+    text = _artifact_text(client, run_id, LAYER_RESPONSES)
     if text is None:
         return (), ()
     data = json.loads(text)

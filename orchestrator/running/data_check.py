@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.specs.sweep import SweepSpec, Trial, origin_of
+from orchestrator.specs.expansion import origin_of
+from orchestrator.specs.sweep import SweepSpec, Trial
 from resnet_core.specio import DatasetError, SpecError, to_dict
 
 NODE_CHECK_TIMEOUT_S = 600  # a download on a node may take minutes; a plain look takes milliseconds

@@ -20,6 +20,7 @@ import yaml
 
 import orchestrator
 import resnet_core
+from orchestrator.contract import SWEEP
 from orchestrator.records import state
 from orchestrator.specs.sweep import SweepSpec
 
@@ -62,7 +63,7 @@ def submit(sweep: SweepSpec, address: str, tracking_uri: str, storage: str | Non
     with tempfile.TemporaryDirectory(prefix="resnet-sweep-job-") as tmp:
         client.submit_job(entrypoint=entrypoint(tracking_uri, storage), submission_id=job_id,
                           runtime_env={"working_dir": str(stage(sweep, Path(tmp)))},
-                          metadata={"resnet_sweeps.sweep": sweep.name})
+                          metadata={SWEEP: sweep.name})
     submission = Submission(sweep.name, job_id, address, tracking_uri, storage,
                             datetime.now(timezone.utc).isoformat(timespec="seconds"))
     _record(submission)

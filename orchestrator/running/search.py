@@ -13,7 +13,8 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
-from orchestrator.specs.sweep import Dimension, SweepSpec, sample_trial
+from orchestrator.specs.expansion import sample_trial
+from orchestrator.specs.sweep import Dimension, SweepSpec
 
 
 def distribution(dimension: Dimension) -> Any:

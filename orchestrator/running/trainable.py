@@ -43,9 +43,10 @@ def run_trial(config: dict[str, Any], report: Report, previous: Any, leader: boo
     """Train config's trial, record and report every epoch. `previous` is the checkpoint Ray hands back on a
     retry after a crash (None on a first start); `leader` is the process that owns the checkpoints and the record
     (the only one when a trial is not data-parallel)."""
+    from resnet_core.failures import DivergedError, OutOfMemoryError
     from resnet_core.spec import TrialSpec
     from resnet_core.specio import SpecError
-    from resnet_core.train import DivergedError, OutOfMemoryError, train
+    from resnet_core.train import train
 
     info = config["trial"]
     work = Path(tempfile.mkdtemp(prefix="resnet-trial-"))

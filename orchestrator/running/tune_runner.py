@@ -77,7 +77,7 @@ def build_tuner(sweep: SweepSpec, trials: list[Trial], resources: TrialResources
         os.environ.setdefault("TUNE_RESULT_BUFFER_MIN_TIME_S", RESULT_BUFFER_S)
         os.environ.setdefault("TUNE_RESULT_BUFFER_MAX_TIME_S", RESULT_BUFFER_S)
     if s.kind == "asha":
-        from orchestrator.specs.sweep import probe_trials
+        from orchestrator.specs.expansion import probe_trials
 
         # Tune's training_iteration counts reports, i.e. epochs; a searched sweep's longest is at its space's ends
         epochs = max(trial_epochs(t) for t in (probe_trials(sweep) if searched else trials))

@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from orchestrator.specs.sweep import SweepSpec, Trial, expand, probe_trials
+from orchestrator.specs.expansion import expand, probe_trials
+from orchestrator.specs.sweep import SweepSpec, Trial
 from resnet_core.schedule import split_sizes, steps_per_epoch
 from resnet_core.spec import ModelSpec
 
@@ -26,7 +27,7 @@ from resnet_core.spec import ModelSpec
 # underused, so the multiply-add rate grows with model size; two reference points, interpolated in
 # log(multiply-adds):
 # - ResNet-20 (CIFAR, 41M mult-adds): about 50k training images/s on one H100 with bf16 autocast and CUDA graphs
-#   (issue 4 quotes 10k for one eager process and 86k for eight packed ones; 50k sits between);
+#   (the figures quoted for one H100: 10k for one eager process, 86k for eight packed ones; 50k sits between);
 # - ResNet-50 (ImageNet 224, 3.9G mult-adds): about 3,000 training images/s with bf16 (the order of published
 #   mixed-precision figures for one A100/H100), data loading not counted.
 # A measured or given ResNet-20 figure rescales both. A CPU has no launch-bound regime worth modelling: there the

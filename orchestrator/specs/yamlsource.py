@@ -1,8 +1,8 @@
 """Safe YAML loading that remembers where each key sits, so errors can name the file and the line.
 
 One parse (resnet_core/yaml12.py: YAML 1.2's booleans and numbers) gives the node tree with marks and the plain
-data constructed from it. Keys inside `grid:` and `when:`/`set:` are dotted paths themselves (`model.depth`), so lookup matches the
-longest written key that prefixes the remaining path.
+data constructed from it. Keys inside `grid:` and `when:`/`set:` are dotted paths themselves (`model.depth`), so
+lookup matches the longest written key that prefixes the remaining path.
 """
 from __future__ import annotations
 
@@ -125,3 +125,8 @@ def _short(text: str, mark: Any) -> str:
         return "<file>"
     lines = text.splitlines()
     return lines[mark.line].strip() if mark.line < len(lines) else "<end of file>"
+
+
+def where(source: YamlSource | None, key_path: str, otherwise: str | None = None) -> str | None:
+    """'file:line' of `key_path` for a sweep read from a file, else `otherwise` (a dict has no lines to name)."""
+    return source.where(key_path) if source else otherwise

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlencode, urlparse
 
+from orchestrator.contract import PARENT
 from orchestrator.tracking.uris import redact_uri
 
 LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
@@ -19,7 +20,7 @@ LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 def trials_page(experiment_id: str, parent_run_id: str, metric: str = "test_error") -> str:
     """The UI route (after the server's address) of one launch's trials, best first, as charts."""
     query = urlencode({"workflowType": "machine_learning",
-                       "searchFilter": f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+                       "searchFilter": f"tags.`{PARENT}` = '{parent_run_id}'",
                        "orderByKey": f"metrics.`{metric}`", "orderByAsc": "true", "compareRunsMode": "CHART"},
                       quote_via=quote)
     return f"#/experiments/{experiment_id}/runs?{query}"

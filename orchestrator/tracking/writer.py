@@ -1,7 +1,7 @@
-"""The one place that writes MLflow: the layout PRODUCT.md promises (names: orchestrator/contract.py).
+"""The one place that writes MLflow, in the layout orchestrator/contract.py names.
 
 experiment = the sweep's `experiment` or `name`; one parent run per launch; one child run per trial, found again by
-its tag resnet_sweeps.trial_id under the parent, so a resumed sweep never opens a duplicate. A child run is a view
+its TRIAL_ID tag under the parent, so a resumed sweep never opens a duplicate. A child run is a view
 of the trial's record (orchestrator/records/trial_record.py), brought up to date by one idempotent operation,
 `Tracker.sync_trial`, which the live callback (orchestrator/running/mlflow_callback.py), the sweep's end and
 `resume` all call: epochs as metrics with step = iteration, stamped with the time the trial recorded them, so
@@ -10,7 +10,6 @@ sending one again adds nothing. How long to wait for the server, and what its si
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import time
 from pathlib import Path
@@ -19,16 +18,21 @@ from urllib.parse import urlparse
 
 import yaml
 
-from orchestrator.contract import (DIVERGED_AT, EPOCHS, ERROR, EXPERIMENT_KIND, FINAL, FINAL_ERRORS, LAST_ERROR,
-                                   LAST_STEP, LAYER_RESPONSES, NOT_METRICS, NOTE, PARENT, ROLE, START_TAGS, STARTS,
-                                   STATE, SWEEP, TAG, TRIAL_ID, WALL_TIME)
+from orchestrator.contract import (DIVERGED, DIVERGED_AT, EPOCHS, ERROR, EXPERIMENT_KIND, FAILED, FINAL,
+                                   FINAL_ERRORS, FINISHED, LAST_ERROR, LAST_STEP, LAYER_RESPONSES, MODEL_MACS,
+                                   MODEL_PARAMS, NOT_METRICS, NOTE, PARENT, PENDING, REPORTS_PARAM, ROLE, START_TAGS,
+                                   STARTS, STATE, STOPPED, SWEEP, SWEEP_FILE, SWEEP_ROLE, TAG, TERMINAL_STATES,
+                                   TRIAL_ID, TRIAL_ROLE, WALL_TIME)
 from orchestrator.records import trial_record
+from orchestrator.tracking.runs import child_runs, mlflow_client
 from orchestrator.tracking.server import quick_requests, unreachable, why_unreachable
 from orchestrator.tracking.uris import redact_uri
 from resnet_core.specio import flatten
 
 EPOCHS_PER_BATCH = 50  # epochs per round of log_batch calls
 MAX_METRICS_PER_BATCH = 1000  # MLflow's limit per log_batch (an epoch with a fine training curve has dozens)
+# The MLflow status a trial's child run ends with, for each state that ends a start (any other state: RUNNING)
+END_STATUS = {FINISHED: "FINISHED", DIVERGED: "FAILED", FAILED: "FAILED", STOPPED: "KILLED"}
 
 
 class TrialRun(NamedTuple):
@@ -50,11 +54,7 @@ class Tracker:
     @property
     def client(self) -> Any:
         if self._client is None:
-            for name in ("mlflow", "alembic"):  # table creation/migration chatter on a new SQLite store
-                logging.getLogger(name).setLevel(logging.WARNING)
-            from mlflow import MlflowClient
-
-            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+            self._client = mlflow_client(self.tracking_uri)
         return self._client
 
     # -- sweep (parent) -------------------------------------------------------------------------------------
@@ -94,14 +94,14 @@ class Tracker:
 
         description = sweep_dict.get("description") or ""
         run = self.client.create_run(self.experiment_id(experiment, description), run_name=f"{sweep_name}-sweep",
-                                     tags={ROLE: "sweep", SWEEP: sweep_name, STATE: "running", NOTE: description,
+                                     tags={ROLE: SWEEP_ROLE, SWEEP: sweep_name, STATE: "running", NOTE: description,
                                            **tags})
         run_id = run.info.run_id
-        params = {"sweep.name": sweep_name, "sweep.trials": trial_count, "report": sweep_dict.get("report") or [],
+        params = {"sweep.name": sweep_name, "sweep.trials": trial_count, REPORTS_PARAM: sweep_dict.get("report") or [],
                   **{f"sweep.{k}": v for k, v in flatten({k: sweep_dict[k] for k in
                      ("resources", "scheduler", "search", "max_failures", "max_concurrent", "seeds")}).items()}}
         self.client.log_batch(run_id, params=[Param(k, _param(v)) for k, v in params.items()])
-        self.client.log_text(run_id, yaml.safe_dump(sweep_dict, sort_keys=False), "sweep.yaml")
+        self.client.log_text(run_id, yaml.safe_dump(sweep_dict, sort_keys=False), SWEEP_FILE)
         return run_id
 
     def reopen_sweep(self, run_id: str) -> None:
@@ -180,8 +180,7 @@ class Tracker:
             run = run._replace(last_step=int(chunk[-1]["iteration"]))
             self.client.log_batch(run.run_id, metrics=metrics, tags=[RunTag(LAST_STEP, str(run.last_step))])
         tags = _tags(history)
-        status = {"finished": "FINISHED", "diverged": "FAILED", "failed": "FAILED", "stopped": "KILLED"}.get(
-            history.state, "RUNNING")
+        status = END_STATUS[history.state] if history.state in TERMINAL_STATES else "RUNNING"
         if status != "RUNNING" and (status != run.status or run.tags.get(STATE) != history.state):
             self._end_trial(run.run_id, history)  # before the state says so: a finished run has its finals
         changed = {k: v for k, v in tags.items() if run.tags.get(k) != v}
@@ -204,13 +203,13 @@ class Tracker:
         if runs:
             found = runs[0]
             run_id = found.info.run_id
-            if "model.macs" not in found.data.params:  # the last param _describe_trial logs
+            if MODEL_MACS not in found.data.params:  # the last param _describe_trial logs
                 self._describe_trial(run_id, trial)
             # log_batch commits metrics before tags: after a kill between the two the history has the last word.
             logged = [m.step for m in self.client.get_metric_history(run_id, "train_loss")]
             return TrialRun(run_id, max([int(found.data.tags.get(LAST_STEP, -1)), *logged]),
                             {k: v for k, v in found.data.tags.items() if k.startswith(TAG)}, found.info.status)
-        tags = {ROLE: "trial", TRIAL_ID: trial["id"], STATE: "pending", LAST_STEP: "-1", STARTS: "0"}
+        tags = {ROLE: TRIAL_ROLE, TRIAL_ID: trial["id"], STATE: PENDING, LAST_STEP: "-1", STARTS: "0"}
         run = self.client.create_run(experiment_id, run_name=trial["name"], tags={PARENT: parent_run_id, **tags})
         self._describe_trial(run.info.run_id, trial)
         return TrialRun(run.info.run_id, -1, tags, "RUNNING")
@@ -225,7 +224,7 @@ class Tracker:
 
         self.client.log_text(run_id, yaml.safe_dump(trial["spec"], sort_keys=False), "config.yaml")
         cost = trial_cost(TrialSpec.from_dict(trial["spec"]))
-        params = {**flatten(trial["spec"]), "model.params": cost.params, "model.macs": cost.macs}
+        params = {**flatten(trial["spec"]), MODEL_PARAMS: cost.params, MODEL_MACS: cost.macs}
         items = [Param(k, _param(v)) for k, v in params.items()]
         for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch, in this order
             self.client.log_batch(run_id, params=items[i:i + 100])
@@ -235,7 +234,7 @@ class Tracker:
         wall time) and Figure 7's statistics."""
         from mlflow.entities import Metric
 
-        end = history.end if history.state == "finished" else {}
+        end = history.end if history.state == FINISHED else {}
         step, stamp = int(end.get("iteration", 0)), int(end.get("time_ms", 0))
         finals = [Metric(FINAL + k, float(end[k]), stamp, step) for k in FINAL_ERRORS if _number(end.get(k))]
         if end:
@@ -251,9 +250,9 @@ class Tracker:
                                  LAYER_RESPONSES)
 
     def trial_runs(self, parent_run_id: str) -> list[Any]:
+        """The launch's trial runs, oldest first (every one: the query pages)."""
         experiment_id = self.client.get_run(parent_run_id).info.experiment_id
-        return list(self.client.search_runs([experiment_id], filter_string=f"tags.`{PARENT}` = '{parent_run_id}'",
-                                            max_results=10000))
+        return child_runs(self.client, [experiment_id], parent_run_id)
 
 
 def _metrics(epoch: dict[str, Any]) -> list[Any]:
@@ -279,9 +278,9 @@ def _tags(history: trial_record.History) -> dict[str, str]:
         tags.update({TAG + k: str(history.starts[-1][k]) for k in START_TAGS if k in history.starts[-1]})
     if history.last_error:
         tags[LAST_ERROR] = history.last_error[-4000:]
-    if history.state in ("diverged", "failed") and history.end.get("error"):
+    if history.state in (DIVERGED, FAILED) and history.end.get("error"):
         tags[ERROR] = str(history.end["error"])[-4000:]
-    if history.state == "diverged":
+    if history.state == DIVERGED:
         tags[DIVERGED_AT] = str(history.end.get("diverged_at_iteration"))
     return tags
 

@@ -1,4 +1,4 @@
-"""Load (issue 7), the suite's small version of bench/load_sweep.py (200 trials, figures in bench/RESULTS.md):
+"""Load, the suite's small version of bench/load_sweep.py (200 trials, figures in bench/RESULTS.md):
 20 tiny trials through the installed `resnet-sweep run` on 2 CPUs; every trial has one finished child run in
 MLflow, and the driver's memory does not grow once the first third of the trials has finished."""
 from __future__ import annotations

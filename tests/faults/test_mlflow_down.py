@@ -1,4 +1,4 @@
-"""The MLflow tracking server away for a while (issue 7): training goes on, the trials' records keep every epoch,
+"""The MLflow tracking server away for a while: training goes on, the trials' records keep every epoch,
 and MLflow is brought up to date from them when the server answers again, every epoch exactly once: while the
 sweep runs, at its end, or by `resnet-sweep resume` after it; the sweep does not crash; a server that is down at
 launch stops `run` at once with nothing started.
@@ -24,7 +24,8 @@ import pytest
 from orchestrator.running import mlflow_callback
 from orchestrator.records import state, trial_record
 from orchestrator.running.mlflow_callback import MlflowSweepCallback
-from orchestrator.specs.sweep import expand, load_sweep
+from orchestrator.specs.expansion import expand
+from orchestrator.specs.reading import load_sweep
 from orchestrator.tracking.server import quick_requests, unreachable
 from orchestrator.tracking.writer import Tracker
 from tests.conftest import RESNET_SWEEP, resnet_sweep

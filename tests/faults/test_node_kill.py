@@ -1,12 +1,13 @@
-"""A Ray worker node killed mid-sweep (issue 7): its trial resumes on the remaining node from its last checkpoint
+"""A Ray worker node killed mid-sweep: its trial resumes on the remaining node from its last checkpoint
 and the sweep finishes, every child run finished and its metric history without a step twice or a step missing.
 
-The suite's two-node cluster on loopback (tests/loopback_cluster.py, the `cluster` fixture), one CPU per node, so the sweep's two trials run
-one on each node; Tune storage is the directory both nodes see. The driver is `resnet-sweep run --address` in
-the cluster's network namespace (it joins the head node, as Ray's driver placement prefers). Once the trial on
-the worker node has reported an epoch, every process of the worker node is SIGKILLed at once, raylet included,
-as when a machine loses power. The GCS is told to declare a node dead after about 1.5 s of failed health checks
-(Ray's default is tens of seconds), so Tune sees the loss quickly; the trial then waits for the head's CPU.
+The suite's two-node cluster on loopback (tests/loopback_cluster.py, the `cluster` fixture), one CPU per node, so
+the sweep's two trials run one on each node; Tune storage is the directory both nodes see. The driver is
+`resnet-sweep run --address` in the cluster's network namespace (it joins the head node, as Ray's driver placement
+prefers). Once the trial on the worker node has reported an epoch, every process of the worker node is SIGKILLed at
+once, raylet included, as when a machine loses power. The GCS is told to declare a node dead after about 1.5 s of
+failed health checks (Ray's default is tens of seconds), so Tune sees the loss quickly; the trial then waits for
+the head's CPU.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Out of memory (issue 7): a trial whose batch does not fit fails with a message naming the trial and its batch
+"""Out of memory: a trial whose batch does not fit fails with a message naming the trial and its batch
 size. Simulated on the CPU by an address-space cap on a real training process; CUDA's OutOfMemoryError takes the
 same path (train() catches both)."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Credentials in a tracking URI never reach the terminal (issue 7, security)."""
+"""Credentials in a tracking URI never reach the terminal (security)."""
 import json
 import pickle
 

@@ -1,4 +1,4 @@
-"""Security (issue 7): YAML is loaded safely, checkpoints weights-only, names cannot leave their directories,
+"""Security: YAML is loaded safely, checkpoints weights-only, names cannot leave their directories,
 the servers the project starts listen on 127.0.0.1 only, and a password in a tracking URI never leaves this
 machine through a submitted job. (Credentials on the terminal: test_secrets.py; names in sweep files:
 test_bad_input.py.)
@@ -138,7 +138,8 @@ def test_name_arguments_cannot_be_paths(argv, tmp_path, monkeypatch, capsys):
 def test_trial_names_from_string_grid_values_have_no_path_separators(tmp_path):
     """A grid over a path-valued key (data.root) puts the value in the trial name, which names the trial's
     directory (tune_runner.trial_dirname): it must not contain '/'."""
-    from orchestrator.specs.sweep import expand, load_sweep
+    from orchestrator.specs.expansion import expand
+    from orchestrator.specs.reading import load_sweep
 
     path = tmp_path / "sweep.yaml"
     path.write_text(SWEEP + "grid:\n  data.root: ['../../../../outside', '/etc/x']\n")

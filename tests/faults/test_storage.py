@@ -1,4 +1,4 @@
-"""Storage faults at checkpoint time (issue 7): a full disk, a file-size limit, a read-only or unwritable
+"""Storage faults at checkpoint time: a full disk, a file-size limit, a read-only or unwritable
 directory. Each gives a CheckpointWriteError (an OSError: a machine failure, exit 1, not bad input) naming the
 file and the system's reason; the previous checkpoint is intact, still loads, and no temporary file is left.
 

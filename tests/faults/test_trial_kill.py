@@ -1,4 +1,4 @@
-"""A trial process SIGKILLed mid-epoch (issue 7): Tune retries it from its last checkpoint and it finishes; its
+"""A trial process SIGKILLed mid-epoch: Tune retries it from its last checkpoint and it finishes; its
 MLflow child run records the second start and the checkpoint it resumed from, and its metric history has every
 epoch exactly once.
 
