@@ -18,7 +18,9 @@ climbs back up (a stop in a higher layer than the stop before it; layers from te
 lowest first); returns to a file already left (a stop in a file that appeared earlier in the sequence); distinct
 moves (distinct pairs of a stop and the next: the path's shape, once however often a loop repeats it); entries per
 file. Calls are counted as they happen, so a loop over the sweep's trials repeats its moves once per trial, and the
-CLI's parser, built before `run` starts, calls every command's `add_arguments`.
+CLI's parser, built before `run` starts, calls every command's `add_arguments`. The "each call once" figures are
+a reader's path instead: a call from one function to another is followed the first time the code makes it only, so
+a loop over trials, or a spec class validated once per trial, is read once.
 
 The same figures for the sweep file's reading, two ways: from the CLI's entry until the command's own `expand`
 returns (the first `expand` called after `sweep_from_args`/`load_sweep` has returned; without one, until that
@@ -49,17 +51,6 @@ PACKAGES = ("resnet_core", "orchestrator")
 READING = ("sweep_from_args", "load_sweep")  # the functions that read a sweep file, by name
 EXPAND = "expand"  # the function that turns a sweep into its trials, by name
 FIT = ("Tuner.fit", os.path.join("ray", "tune", "tuner.py"))  # where recording stops: Tune takes over
-# A copy of tests/test_code_layout.py's LAYERS (lower layers first), used when that file cannot be loaded.
-LAYERS_COPY: list[tuple[str, ...]] = [
-    ("resnet_core",),
-    ("orchestrator.errors", "orchestrator.contract"),
-    ("orchestrator.specs",),
-    ("orchestrator.records",),
-    ("orchestrator.tracking",),
-    ("orchestrator.running", "orchestrator.report"),
-    ("orchestrator.commands",),
-    ("orchestrator.cli",),
-]
 _GENERATOR_FLAGS = 0x20 | 0x80 | 0x200  # CO_GENERATOR, CO_COROUTINE, CO_ASYNC_GENERATOR
 _NEWLOCALS = 0x02  # CO_NEWLOCALS: a function's code; module and class bodies lack it
 
@@ -73,15 +64,13 @@ def default_root() -> Path:
 
 
 def load_layers(root: Path) -> tuple[list[tuple[str, ...]], str]:
-    """LAYERS from the measured tree's tests/test_code_layout.py, else the copy above; and which it was."""
+    """LAYERS from the measured tree's tests/test_code_layout.py (the one definition of the layers), and where
+    they came from."""
     path = root / "tests" / "test_code_layout.py"
-    try:
-        spec = importlib.util.spec_from_file_location("_trace_code_layout", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return list(module.LAYERS), f"{path.relative_to(root)}"
-    except Exception as err:  # noqa: BLE001  a tree mid-move may not load; the copy is the fallback
-        return LAYERS_COPY, f"the copy in bench/trace_run.py ({path.name} did not load: {type(err).__name__})"
+    spec = importlib.util.spec_from_file_location("_trace_code_layout", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return list(module.LAYERS), f"{path.relative_to(root)}"
 
 
 def layer_of(rel: str, layers: list[tuple[str, ...]]) -> int:
@@ -101,7 +90,8 @@ class Recorder:
         self.prefixes = tuple(str(root / p) + os.sep for p in PACKAGES)
         self.root = str(root) + os.sep
         self.files: dict[str, str | None] = {}  # co_filename -> path relative to root, None outside the project
-        self.stops: list[str] = []
+        self.calls: list[tuple[str, bool]] = []  # (callee file, first call along this caller -> callee edge)
+        self.edges: set[tuple[CodeType | None, CodeType]] = set()
         self.seen_generators: set[FrameType] = set()  # frames kept alive so that their ids are not reused
         self.reading: tuple[int, int] | None = None  # stop indices [start, end) inside sweep_from_args/load_sweep
         self.until_expand: int | None = None  # stop index at which the command's own expand returned
@@ -123,9 +113,9 @@ class Recorder:
     def __call__(self, frame: FrameType, event: str, arg: Any) -> None:
         if event == "return":
             if frame is self._reading_frame:
-                self.reading, self._reading_frame = (self._reading_start, len(self.stops)), None
+                self.reading, self._reading_frame = (self._reading_start, len(self.calls)), None
             elif frame is self._expand_frame:
-                self.until_expand, self._expand_frame = len(self.stops), None
+                self.until_expand, self._expand_frame = len(self.calls), None
             return
         if event != "call" or self.stopped_at is not None:
             return
@@ -146,14 +136,25 @@ class Recorder:
         while caller is not None and self.project_file(caller.f_code) is None:
             caller = caller.f_back
         if self.reading is None and self._reading_frame is None and code.co_name in READING:
-            self._reading_frame, self._reading_start = frame, len(self.stops)
+            self._reading_frame, self._reading_start = frame, len(self.calls)
         elif (self.reading is not None and self.until_expand is None and self._expand_frame is None
               and code.co_name == EXPAND):
             self._expand_frame = frame
         if caller is not None and self.project_file(caller.f_code) == rel:
             return  # within one file: the reader does not move
-        if not self.stops or self.stops[-1] != rel:
-            self.stops.append(rel)
+        edge = (caller.f_code if caller is not None else None, code)
+        self.calls.append((rel, edge not in self.edges))
+        self.edges.add(edge)
+
+
+def collapsed(calls: list[tuple[str, bool]], first_only: bool) -> list[str]:
+    """The stops of a run of calls: callee files in order, consecutive repeats as one. `first_only`: the reader's
+    path, each call (one function calling another) followed once however often the code makes it."""
+    stops: list[str] = []
+    for rel, first in calls:
+        if (first or not first_only) and (not stops or stops[-1] != rel):
+            stops.append(rel)
+    return stops
 
 
 @dataclass(frozen=True)
@@ -247,13 +248,15 @@ def main(argv: list[str] | None = None) -> int:
                 ray.shutdown()
         elapsed = time.monotonic() - started
 
-    stops = recorder.stops
+    calls = recorder.calls
     until = recorder.until_expand if recorder.until_expand is not None else (recorder.reading or (0, None))[1]
-    segments = [("CLI entry to Tuner.fit", stops)]
-    segments.append(("sweep file to trials (CLI entry until expand returns)",
-                     stops[:until] if until is not None else None))
-    segments.append(("inside sweep_from_args/load_sweep",
-                     stops[slice(*recorder.reading)] if recorder.reading else None))
+    parts = [("CLI entry to Tuner.fit", calls),
+             ("sweep file to trials (CLI entry until expand returns)", calls[:until] if until is not None else None),
+             ("inside sweep_from_args/load_sweep", calls[slice(*recorder.reading)] if recorder.reading else None)]
+    segments = [(f"{name}{', each call once' if first_only else ''}",
+                 collapsed(part, first_only) if part is not None else None)
+                for first_only in (False, True) for name, part in parts]
+    stops = segments[len(parts)][1]  # the reader's path of the whole run
     print(f"\nrun: exit {code} in {elapsed:.1f} s; recording stopped at "
           f"{recorder.stopped_at or 'the end (no Tuner.fit was entered)'}")
     width = max(len(name) for name, _ in segments)
@@ -274,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
             rest = sum(c for _, c in r.entries.most_common()[args.top:])
             print(f"  ... {r.files - args.top} more files with {rest} entries")
     if args.sequence:
-        print("\nstops (layer, file; ^ a climb back up, * a return to a file already left):")
+        print("\nthe reader's path, each call once (layer, file; ^ a climb back up, * a return to a file already left):")
         for i, rel in enumerate(stops):
             up = i and layer_of(rel, layers) > layer_of(stops[i - 1], layers)
             again = rel in stops[:i]

@@ -15,6 +15,31 @@ def resnet_sweep(*args: str, timeout: float = 300, **kwargs) -> subprocess.Compl
     return subprocess.run([RESNET_SWEEP, *args], capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
+def trial_spec(keys: dict, **changes):
+    """A TrialSpec from key paths ({"optim.lr": 0.1}), with `changes` as keyword arguments (`optim__lr=0.01`)."""
+    from resnet_core.spec import TrialSpec
+    from resnet_core.specio import set_path
+
+    data: dict = {}
+    for key, value in {**keys, **{k.replace("__", "."): v for k, v in changes.items()}}.items():
+        data = set_path(data, key, value)
+    return TrialSpec.from_dict(data)
+
+
+def tiny_sweep(name: str, *, train: int = 64, test: int = 32, batch: int = 32, milestones: tuple = (4, 6),
+               iterations: int = 8, lr: float | None = None, augment: bool | None = None,
+               eval_batch: int | None = None) -> str:
+    """The head of a sweep file (its name and base trial: a ResNet-8 on synthetic images, on the CPU) that the
+    sweep tests add their grid, search or scheduler to; one line per base section, as a person writes it."""
+    data = f"dataset: synthetic, synthetic_train: {train}, synthetic_test: {test}"
+    data += f", augment: {str(augment).lower()}" if augment is not None else ""
+    optim = f"lr: {lr}, " if lr is not None else ""
+    optim += f"batch_size: {batch}, milestones: {list(milestones)}, iterations: {iterations}"
+    runtime = "device: cpu" + (f", eval_batch_size: {eval_batch}" if eval_batch else "")
+    return (f"name: {name}\nbase:\n  model: {{family: cifar, depth: 8}}\n  data: {{{data}}}\n  optim: {{{optim}}}\n"
+            f"  runtime: {{{runtime}}}\n")
+
+
 @pytest.fixture(scope="session")
 def cluster():
     """One two-node Ray cluster with an MLflow server on loopback, shared by the tests that need one (starting

@@ -5,7 +5,7 @@ import torch
 from resnet_core.checkpoint import load_checkpoint
 from resnet_core.loading import load_trial_data
 from resnet_core.spec import TrialSpec
-from resnet_core.specio import set_path
+from tests.conftest import trial_spec
 from resnet_core.train import train
 
 # 72 images at batch 16: 4 full batches an epoch, 8 images sit each epoch out.
@@ -14,10 +14,7 @@ SPEC = {"model.depth": 8, "data.dataset": "synthetic", "data.image_size": 8, "da
 
 
 def spec(**changes) -> TrialSpec:
-    data: dict = {}
-    for key, value in {**SPEC, **{k.replace("__", "."): v for k, v in changes.items()}}.items():
-        data = set_path(data, key, value)
-    return TrialSpec.from_dict(data)
+    return trial_spec(SPEC, **changes)
 
 
 def test_epochs_are_full_batches_and_a_mid_epoch_resume_lands_on_the_same_weights(tmp_path):

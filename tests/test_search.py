@@ -13,17 +13,12 @@ import pytest
 from orchestrator.specs.expansion import probe_trials
 from orchestrator.specs.reading import load_sweep
 from resnet_core.specio import SpecError
-from tests.conftest import resnet_sweep
+from tests.conftest import resnet_sweep, tiny_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SEARCH = """
-name: searched
-base:
-  model: {family: cifar, depth: 8}
-  data: {dataset: synthetic, synthetic_train: 64, synthetic_test: 32, augment: false}
-  optim: {batch_size: 16, iterations: 24, milestones: [20]}   # 4 iterations per epoch: 6 epochs
-  runtime: {device: cpu, eval_batch_size: 32}
+# 4 iterations per epoch: 6 epochs a trial
+SEARCH = tiny_sweep("searched", batch=16, iterations=24, milestones=(20,), augment=False, eval_batch=32) + """\
 search:
   kind: optuna
   num_samples: 4

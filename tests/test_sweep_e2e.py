@@ -17,7 +17,7 @@ import pytest
 from orchestrator.specs.expansion import expand
 from orchestrator.specs.reading import load_sweep
 from orchestrator.records.trial_record import read
-from tests.conftest import RESNET_SWEEP, resnet_sweep
+from tests.conftest import RESNET_SWEEP, resnet_sweep, tiny_sweep
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,13 +133,9 @@ def test_smoke_sweep_end_to_end(tmp_path, sweep_env):
     assert "the trials: http://127.0.0.1:5000/#/experiments/" in report.stdout
 
 
-KILL_SWEEP = """
-name: killed
-base:
-  model: {family: cifar, depth: 8}
-  data: {dataset: synthetic, synthetic_train: 16, synthetic_test: 16, augment: false}
-  optim: {batch_size: 8, iterations: 80, milestones: [60]}   # 2 iterations per epoch: 40 epochs
-  runtime: {device: cpu, eval_batch_size: 16}
+# 2 iterations per epoch: 40 epochs a trial
+KILL_SWEEP = tiny_sweep("killed", train=16, test=16, batch=8, iterations=80, milestones=(60,), augment=False,
+                        eval_batch=16) + """\
 grid:
   optim.lr: [0.1, 0.05, 0.02, 1000000.0]   # the last one diverges: recorded as such, not retried
 max_concurrent: 1        # one trial after another, so "the first finished" is well defined

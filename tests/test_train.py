@@ -9,7 +9,8 @@ from resnet_core.failures import DivergedError
 from resnet_core.model import build_model
 from resnet_core.responses import layer_response_std
 from resnet_core.spec import ModelSpec, TrialSpec
-from resnet_core.specio import SpecError, set_path
+from resnet_core.specio import SpecError
+from tests.conftest import trial_spec
 from resnet_core.train import train
 
 # ResNet-8 (n=1) on 8x8 synthetic images, 4 iterations per epoch: milliseconds per step on a CPU.
@@ -18,10 +19,7 @@ TINY = {"model.depth": 8, "data.dataset": "synthetic", "data.image_size": 8, "da
 
 
 def tiny(**changes) -> TrialSpec:
-    data: dict = {}
-    for key, value in {**TINY, **{k.replace("__", "."): v for k, v in changes.items()}}.items():
-        data = set_path(data, key, value)
-    return TrialSpec.from_dict(data)
+    return trial_spec(TINY, **changes)
 
 
 def final_state(directory) -> dict:

@@ -82,6 +82,17 @@ class SweepRecord:
         return _not_zombie(self.driver_pid)
 
 
+def check_not_running(name: str) -> None:
+    """Refuse a second driver for a sweep whose driver is alive."""
+    try:
+        record = load(name)
+    except CliError:
+        return
+    if record.effective_state() == "running":
+        raise CliError(f"sweep {name!r} is running already (driver pid {record.driver_pid} on "
+                       f"{record.driver_host}); `resnet-sweep status {name}` shows it")
+
+
 def _not_zombie(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"

@@ -25,6 +25,14 @@ from typing import Any
 FILENAME = "metrics.jsonl"
 
 
+def shared_state_dir(storage_path: str, experiment_dir: str) -> str | None:
+    """The Tune experiment directory as a file-system path when storage is one (local, or a mount every node
+    sees): the trials write their records there themselves. None on object storage."""
+    if "://" in storage_path and not storage_path.startswith("file://"):
+        return None
+    return str(Path(storage_path.removeprefix("file://")).expanduser() / experiment_dir)
+
+
 def trial_dirname(info: dict[str, Any]) -> str:
     """The trial's directory in the Tune experiment ({name}_{id} of Trial.to_dict()); its record sits inside."""
     return f"{info['name']}_{info['id']}"

@@ -1,7 +1,8 @@
-"""What `run` and `resume` share once the sweep is valid: record the launch, drive Tune, close the books.
+"""Drive a launch's Tune experiment to its end and close the books: the driver half of running/launch.py.
 
-Keeps the order that makes a killed driver recoverable: the MLflow parent run and the state record exist before
-Ray starts, the record names the Tune experiment directory, and the final state is written only at the end.
+The launch has recorded the sweep (state record, MLflow parent run) before this runs; here the record says
+`running` with this process as its driver, Tune runs, and the final state (finished, failed, interrupted) is
+written only at the end, so a killed driver leaves a record that `resume` continues.
 """
 from __future__ import annotations
 
@@ -9,19 +10,8 @@ import os
 import time
 from typing import Any
 
-from orchestrator.errors import CliError
 from orchestrator.records import state
 from orchestrator.tracking.writer import Tracker
-
-
-def check_not_running(name: str) -> None:
-    try:
-        record = state.load(name)
-    except CliError:
-        return
-    if record.effective_state() == "running":
-        raise CliError(f"sweep {name!r} is running already (driver pid {record.driver_pid} on "
-                       f"{record.driver_host}); `resnet-sweep status {name}` shows it")
 
 
 def drive(record: state.SweepRecord, tuner_factory: Any, resume: bool, earlier: list[dict] = ()) -> int:

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from orchestrator.contract import GIT_COMMIT, VERSION
 from orchestrator.errors import CliError
 from orchestrator.records import state, trial_record
-from orchestrator.running.driver import check_not_running, drive
+from orchestrator.running.driver import drive
 from orchestrator.specs.expansion import expand, probe_trials
 from orchestrator.specs.sweep import SweepSpec, Trial
 
@@ -41,7 +41,7 @@ def launch(sweep: SweepSpec, sweep_file: str, options: LaunchOptions) -> int:
     from orchestrator.tracking.writer import Tracker
 
     trials = expand(sweep)
-    check_not_running(sweep.name)
+    state.check_not_running(sweep.name)
     _note_interrupted_launch(sweep.name)
     tracking_uri = options.tracking_uri or default_tracking_uri()
     if not _tracking_reachable(tracking_uri, "run"):
@@ -74,7 +74,7 @@ def resume(name: str, options: LaunchOptions) -> int:
     from resnet_core import yaml12
 
     record = state.load(name)
-    check_not_running(name)
+    state.check_not_running(name)
     finished = record.effective_state() == "finished"
     if finished and not record.mlflow_behind:
         raise CliError(f"sweep {name!r} finished already; `resnet-sweep run {record.sweep_file}` launches it again")
@@ -188,9 +188,7 @@ def _storage_location(storage: str | None) -> str:
 def _records_root(name: str, storage: str, experiment_dir: str) -> str:
     """Where the trials' records go: "" for the experiment directory when storage is a file system (the trials
     write them there themselves), else a folder of the sweep's state directory that the driver writes."""
-    from orchestrator.running.tune_runner import shared_state_dir
-
-    return "" if shared_state_dir(storage, experiment_dir) else str(state.sweep_dir(name) / experiment_dir)
+    return "" if trial_record.shared_state_dir(storage, experiment_dir) else str(state.sweep_dir(name) / experiment_dir)
 
 
 def _object_storage_checkpoints(record: state.SweepRecord, trials: list[Trial]) -> dict[str, str]:

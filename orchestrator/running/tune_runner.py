@@ -7,7 +7,6 @@ newest checkpoint of it (newest_tune_checkpoint).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from orchestrator.records import trial_record
@@ -30,13 +29,6 @@ def trial_name(trial: Any) -> str:
 def trial_dirname(trial: Any) -> str:
     """The Tune trial's directory name (latest_dir(), the record and data-parallel trials rely on it)."""
     return trial_record.trial_dirname(trial.config["trial"])
-
-
-def shared_state_dir(storage_path: str, experiment_dir: str) -> str | None:
-    """The experiment directory as a file-system path, when storage is one (local or shared); else None."""
-    if "://" in storage_path and not storage_path.startswith("file://"):
-        return None
-    return str(Path(storage_path.removeprefix("file://")).expanduser() / experiment_dir)
 
 
 def trial_epochs(trial: Trial) -> int:
@@ -69,7 +61,7 @@ def build_tuner(sweep: SweepSpec, trials: list[Trial], resources: TrialResources
     from orchestrator.running.interrupt import WatchInterrupt
 
     s = sweep.scheduler
-    state_dir = shared_state_dir(storage_path, experiment_dir)
+    state_dir = trial_record.shared_state_dir(storage_path, experiment_dir)
     scheduler: Any = FIFOScheduler()
     searched = sweep.search.kind == "optuna"
     if s.kind == "fifo":  # ASHA decides on every result: a buffered trial would train past its stop

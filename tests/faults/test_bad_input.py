@@ -29,18 +29,13 @@ from orchestrator.specs.sweep import SweepSpec
 from resnet_core import yaml12
 from resnet_core.spec import TrialSpec
 from resnet_core.specio import SpecError
+from tests.conftest import tiny_sweep
 
 SMOKE = Path(__file__).resolve().parents[2] / "sweeps" / "smoke.yaml"
 SMOKE_DATA = yaml.safe_load(SMOKE.read_text())
 
 # A small valid sweep the cases below break one piece at a time (plan builds it in well under a second).
-VALID = """\
-name: badinput
-base:
-  model: {family: cifar, depth: 8}
-  data: {dataset: synthetic, synthetic_train: 64, synthetic_test: 32}
-  optim: {lr: 0.1, batch_size: 32, milestones: [4, 6], iterations: 8}
-  runtime: {device: cpu}
+VALID = tiny_sweep("badinput", lr=0.1) + """\
 grid:
   model.depth: [8, 14]
 seeds: [0]

@@ -23,17 +23,10 @@ import yaml
 from orchestrator.cli import main
 from resnet_core.checkpoint import FILENAME, load_checkpoint
 from resnet_core.specio import SpecError
+from tests.conftest import tiny_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
-SWEEP = """\
-name: secure
-base:
-  model: {family: cifar, depth: 8}
-  data: {dataset: synthetic, synthetic_train: 64, synthetic_test: 32}
-  optim: {lr: 0.1, batch_size: 32, milestones: [4, 6], iterations: 8}
-  runtime: {device: cpu}
-seeds: [0]
-"""
+SWEEP = tiny_sweep("secure", lr=0.1) + "seeds: [0]\n"
 
 
 # ---- YAML: safe loading only ----
