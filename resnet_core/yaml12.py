@@ -31,6 +31,23 @@ Loader.add_implicit_resolver(_FLOAT, re.compile(
 Loader.add_constructor(_INT, lambda loader, node: int(loader.construct_scalar(node), 10))  # 012 is twelve
 
 
+class Dumper(yaml.SafeDumper):
+    """SafeDumper that also quotes what YAML 1.2's core schema would read as a bool or a number: the string
+    "1e5" is written "'1e5'", so `load` reads it back as the string it was (PyYAML alone writes it bare, as YAML 1.1
+    reads it)."""
+
+
+for _first, _resolvers in Loader.yaml_implicit_resolvers.items():
+    for _tag, _regexp in _resolvers:
+        if _tag in (_BOOL, _INT, _FLOAT):
+            Dumper.add_implicit_resolver(_tag, _regexp, [_first])
+
+
+def dump(data: Any) -> str:
+    """Plain data as YAML (keys in their order) that `load` reads back equal."""
+    return yaml.dump(data, Dumper=Dumper, sort_keys=False)
+
+
 def load(text: str) -> Any:
     """One YAML document as plain data (dicts, lists, str, int, float, bool, None)."""
     return yaml.load(text, Loader=Loader)  # noqa: S506  Loader is a SafeLoader

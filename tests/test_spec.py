@@ -79,3 +79,13 @@ def test_set_items_read_yaml_values_and_exponents():
         parse_set_item("model.depth", "model.depth=20")
     with pytest.raises(SpecError, match="a YAML value"):
         parse_set_item("seeds=[0, 1", "x=1")
+
+
+def test_what_yaml12_dumps_it_reads_back_equal():
+    """The sweep copies `resume`, jobs and MLflow keep are written by yaml12.dump: a string YAML 1.2 would read as
+    a number or a bool ("1e5", "on", "012", ".inf") stays a string."""
+    from resnet_core import yaml12
+
+    data = {"description": "1e5", "root": "on", "name": "012", "note": ".inf", "title": "True", "lr": 1e-4,
+            "epochs": 12, "flag": False, "nothing": None, "inf": float("inf"), "list": [1.5, "2", "0.5e1"]}
+    assert yaml12.load(yaml12.dump(data)) == data

@@ -16,9 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from orchestrator.errors import CliError
+from resnet_core import yaml12
 
 State = Literal["running", "finished", "failed", "interrupted"]
 
@@ -124,7 +123,7 @@ def save(record: SweepRecord, sweep_dict: dict[str, Any] | None = None) -> None:
     directory = sweep_dir(record.name)
     directory.mkdir(parents=True, exist_ok=True)
     if sweep_dict is not None:
-        atomic_write(record.sweep_copy, yaml.safe_dump(sweep_dict, sort_keys=False))
+        atomic_write(record.sweep_copy, yaml12.dump(sweep_dict))
     record.updated = datetime.now(timezone.utc).isoformat(timespec="seconds")
     atomic_write(record_path(record.name), json.dumps(asdict(record), indent=2))
 

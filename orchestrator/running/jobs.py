@@ -16,13 +16,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import yaml
-
 import orchestrator
 import resnet_core
 from orchestrator.contract import SWEEP
 from orchestrator.records import state
 from orchestrator.specs.sweep import SweepSpec
+from resnet_core import yaml12
 
 _PACKAGES = (Path(resnet_core.__file__).parent, Path(orchestrator.__file__).parent)
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -44,7 +43,7 @@ def stage(sweep: SweepSpec, into: Path) -> Path:
     """A working_dir holding the two packages and the resolved sweep (with --set applied) as sweep.yaml."""
     for package in _PACKAGES:
         shutil.copytree(package, into / package.name, ignore=_IGNORE)
-    (into / "sweep.yaml").write_text(yaml.safe_dump(sweep.to_dict(), sort_keys=False))
+    (into / "sweep.yaml").write_text(yaml12.dump(sweep.to_dict()))
     return into
 
 

@@ -3,8 +3,8 @@
 Tune's searchers sample flat values; everything after Tune (the trainable, the MLflow callback, the live table,
 `status`) expects a trial as a grid sweep has it: {id, name, spec, varied}. `SweepSearch` is a Tune Searcher
 that wraps OptunaSearch over the sweep's `search.space` and hands Tune, for each suggestion, the trial that
-`sweep.sample_trial` builds from it (base + sampled key paths + overrides), so the rest of the pipeline does not
-know whether a trial came from a grid or a sampler. Optuna learns from `search.metric` as the trials report it; a
+`specs.expansion.sample_trial` builds from it (base + sampled key paths + overrides), so the rest of the pipeline
+does not know whether a trial came from a grid or a sampler. Optuna learns from `search.metric` as the trials report it; a
 failed or diverged trial, which reports no metric, counts as pruned.
 """
 from __future__ import annotations

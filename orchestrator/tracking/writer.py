@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlparse
 
-import yaml
-
 from orchestrator.contract import (DIVERGED, DIVERGED_AT, EPOCHS, ERROR, EXPERIMENT_KIND, FAILED, FINAL,
                                    FINAL_ERRORS, FINISHED, LAST_ERROR, LAST_STEP, LAYER_RESPONSES, MODEL_MACS,
                                    MODEL_PARAMS, NOT_METRICS, NOTE, PARENT, PENDING, REPORTS_PARAM, ROLE, START_TAGS,
@@ -27,6 +25,7 @@ from orchestrator.records import trial_record
 from orchestrator.tracking.runs import child_runs, mlflow_client
 from orchestrator.tracking.server import quick_requests, unreachable, why_unreachable
 from orchestrator.tracking.uris import redact_uri
+from resnet_core import yaml12
 from resnet_core.specio import flatten
 
 EPOCHS_PER_BATCH = 50  # epochs per round of log_batch calls
@@ -101,7 +100,7 @@ class Tracker:
                   **{f"sweep.{k}": v for k, v in flatten({k: sweep_dict[k] for k in
                      ("resources", "scheduler", "search", "max_failures", "max_concurrent", "seeds")}).items()}}
         self.client.log_batch(run_id, params=[Param(k, _param(v)) for k, v in params.items()])
-        self.client.log_text(run_id, yaml.safe_dump(sweep_dict, sort_keys=False), SWEEP_FILE)
+        self.client.log_text(run_id, yaml12.dump(sweep_dict), SWEEP_FILE)
         return run_id
 
     def reopen_sweep(self, run_id: str) -> None:
@@ -222,7 +221,7 @@ class Tracker:
         from resnet_core.accounting import trial_cost
         from resnet_core.spec import TrialSpec
 
-        self.client.log_text(run_id, yaml.safe_dump(trial["spec"], sort_keys=False), "config.yaml")
+        self.client.log_text(run_id, yaml12.dump(trial["spec"]), "config.yaml")
         cost = trial_cost(TrialSpec.from_dict(trial["spec"]))
         params = {**flatten(trial["spec"]), MODEL_PARAMS: cost.params, MODEL_MACS: cost.macs}
         items = [Param(k, _param(v)) for k, v in params.items()]
