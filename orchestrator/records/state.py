@@ -83,11 +83,8 @@ class SweepRecord:
 
 def check_not_running(name: str) -> None:
     """Refuse a second driver for a sweep whose driver is alive."""
-    try:
-        record = load(name)
-    except CliError:
-        return
-    if record.effective_state() == "running":
+    record = find(name)
+    if record is not None and record.effective_state() == "running":
         raise CliError(f"sweep {name!r} is running already (driver pid {record.driver_pid} on "
                        f"{record.driver_host}); `resnet-sweep status {name}` shows it")
 
@@ -128,13 +125,20 @@ def save(record: SweepRecord, sweep_dict: dict[str, Any] | None = None) -> None:
     atomic_write(record_path(record.name), json.dumps(asdict(record), indent=2))
 
 
-def load(name: str) -> SweepRecord:
+def find(name: str) -> SweepRecord | None:
+    """The record of sweep `name`; None when no launch of that name has one under this state directory."""
     path = record_path(name)
-    if not path.is_file():
+    return SweepRecord(**json.loads(path.read_text())) if path.is_file() else None
+
+
+def load(name: str) -> SweepRecord:
+    """The record of sweep `name`; a CliError naming the sweeps known here when there is none."""
+    record = find(name)
+    if record is None:
         known = ", ".join(r.name for r in load_all()) or "none yet"
         raise CliError(f"no sweep named {name!r} under {home()} (known: {known}); "
                        "set RESNET_SWEEPS_HOME if it ran with another state directory")
-    return SweepRecord(**json.loads(path.read_text()))
+    return record
 
 
 def load_all() -> list[SweepRecord]:

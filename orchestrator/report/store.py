@@ -18,8 +18,8 @@ def sweep_store(name: str, tracking_uri: str | None = None) -> str:
     state.check_name(name)
     if tracking_uri:
         uri = tracking_uri
-    elif state.record_path(name).is_file():
-        uri = state.load(name).tracking_uri
+    elif (record := state.find(name)) is not None:
+        uri = record.tracking_uri
     else:
         uri = os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():

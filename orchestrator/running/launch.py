@@ -156,11 +156,8 @@ def _check_where_trials_run(sweep: SweepSpec, trials: list[Trial], sweep_file: s
 
 
 def _note_interrupted_launch(name: str) -> None:
-    try:
-        previous = state.load(name)
-    except CliError:  # no earlier launch of this name
-        return
-    if previous.effective_state() == "interrupted":
+    previous = state.find(name)
+    if previous is not None and previous.effective_state() == "interrupted":
         print(f"note: the interrupted launch of {name!r} ({previous.created}) stays in MLflow; this is a new "
               f"launch (`resnet-sweep resume {name}` would have continued it)")
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.errors import CliError
 from orchestrator.records import state, trial_record
 from orchestrator.records.trial_view import RunSeen, sweep_progress, trial_view
 from orchestrator.tracking.uris import redact_uri
@@ -23,11 +22,7 @@ def tracking_uri_of(name: str) -> str:
 
 
 def has_local_record(name: str) -> bool:
-    try:
-        state.load(name)
-    except CliError:
-        return False
-    return True
+    return state.find(name) is not None
 
 
 def sweep_rows() -> list[dict[str, Any]]:
