@@ -9,18 +9,23 @@ from __future__ import annotations
 import argparse
 import sys
 
-from orchestrator.commands import models, plan, report, resume, run, status, submit, train
+from orchestrator.commands import doctor  # noqa: I001  the first command on a new machine
+from orchestrator.commands import kuberay, models, plan, register, report, resume, run, status, submit, train
 from orchestrator.errors import CliError
 from resnet_core.specio import SpecError
 
 # (command, module under orchestrator.commands, one-line help)
 COMMANDS: list[tuple[str, object, str]] = [  # in the order of a sweep's life, then the single pieces
+    ("doctor", doctor, "check this machine or cluster first: stack, GPUs, Ray, MLflow, storage, data; --gpu "
+               "proves the GPU path and writes the machine profile"),
     ("run", run, "launch a sweep on Ray Tune (local Ray unless a cluster is given), tracked in MLflow"),
     ("plan", plan, "print a sweep's trials, their cost and an estimated GPU time; start nothing"),
     ("resume", resume, "continue an interrupted sweep; finished trials are not re-run"),
     ("status", status, "sweeps and their trials: state, progress, latest metrics (starts no Ray)"),
     ("report", report, "rebuild the papers' tables and figures from a sweep's MLflow runs (md, csv, tex, png)"),
+    ("register", register, "register a sweep's best trial's model in the MLflow Model Registry, alias champion"),
     ("submit", submit, "run a sweep on a Ray cluster as a Ray Job; prints the job id and how to follow it"),
+    ("kuberay", kuberay, "write the KubeRay RayJob that runs a sweep on Kubernetes (kubectl apply -f starts it)"),
     ("train", train, "train one trial in this process (no Ray, no MLflow): --set KEY=VALUE, --json"),
     ("models", models, "architectures with params and multiply-adds beside the papers' figures"),
 ]

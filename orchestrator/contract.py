@@ -3,8 +3,10 @@ sweep files that name reports.
 
 One parent run per launch (ROLE "sweep", SWEEP = the sweep's name) and one nested child run per trial (ROLE
 "trial", TRIAL_ID = the trial's stable id, PARENT = the parent's run id), the trial's flattened spec as params,
-per-epoch metrics with step = iteration, the final errors, epochs and wall time of a finished trial once,
-`layer_responses.json`; descriptions (the sweep's, then the report's summary) on the experiment and parent run.
+per-epoch metrics with step = iteration (a trial's latest value of each is its result: no copy of a curve's last
+point), epochs and wall time of a finished trial once as params, `layer_responses.json`, its model(s) as MLflow
+LoggedModels, its data sets as run inputs, its process's CPU and memory under `system/`; descriptions (the sweep's,
+then the report's summary) on the experiment and parent run, whose metrics are the launch's outcome.
 """
 from __future__ import annotations
 
@@ -21,12 +23,24 @@ FINISHED, PENDING, RUNNING, STOPPED = "finished", "pending", "running", "stopped
 DIVERGED, FAILED = "diverged", "failed"
 TRIAL_STATES = (FINISHED, PENDING, RUNNING, STOPPED, DIVERGED, FAILED)
 TERMINAL_STATES = (FINISHED, DIVERGED, FAILED, STOPPED)  # trial states that end a start: it trains no further
-FINAL = "final_"  # prefix of a finished trial's final results: final_test_error, ...
-# What a finished trial's run keeps once, beside its per-epoch curves: FINAL + each error its last epoch measured,
-# `epochs` trained and `wall_time_s` (training and evaluation time summed over its epochs, restarts excluded).
-FINAL_ERRORS = ("train_error", "test_error", "val_error", "test_top5_error", "val_top5_error", "test_error_1crop",
-                "test_top5_error_1crop")
+# What a finished trial's run keeps once, as params beside its curves: `epochs` trained and `wall_time_s` (training
+# and evaluation time summed over its epochs, restarts excluded). Its final errors are its curves' last points.
 EPOCHS, WALL_TIME = "epochs", "wall_time_s"
+# A finished trial's models (MLflow LoggedModels of its run): `final` weights, and with `tracking.models: best` the
+# checkpoint of its lowest validation error too. MODEL_TAG + kind on the run holds the model's id once it is READY.
+MODEL_KINDS = ("final", "best")
+MODEL_TAG = TAG + "model."
+MODEL_ERROR = TAG + "model_error"  # why a finished trial has no model (its checkpoint could not be exported)
+MODELS_PARAM = "sweep.tracking.models"  # the parent run's param: final | best | none
+BEST_DIR = "best"  # beside a trial's `latest/` checkpoint: the checkpoint of its lowest val_error so far
+CHAMPION = "champion"  # the registry alias `resnet-sweep register` sets
+SYSTEM = "system/"  # MLflow's prefix of the metrics its System metrics tab shows
+# The key of an epoch event holding the system samples taken during that epoch by the trial's leader process:
+# [{"time_ms": ..., NAME: value, ...}], each NAME logged as SYSTEM + NAME at step = seconds since the first start
+SYSTEM_SAMPLE = "system"
+# The parent run's metrics: the launch's outcome, so the experiment's runs table shows each launch at a glance
+BEST_TEST_ERROR = "best_test_error"
+TRIALS_OUTCOME = {state: f"trials_{state}" for state in ("finished", "failed", "stopped", "diverged")}
 MODEL_PARAMS, MODEL_MACS = "model.params", "model.macs"  # child-run params: the size counted on the built model
 SWEEP_FILE = "sweep.yaml"  # the parent run's artifact: the launch's resolved sweep file
 REPORTS_PARAM = "report"  # the parent run's param: the sweep's `report:` list
@@ -37,7 +51,14 @@ LAYER_RESPONSES = "layer_responses.json"  # Figure 7: {"layers": [names], "std":
 # LAYER_RESPONSES). Every other number is a metric; a list of [iteration, value] pairs (points within the epoch,
 # e.g. a finer training curve) is a metric logged at those steps.
 NOT_METRICS = ("event", "time_ms", "iteration", "epoch", "epochs", "epoch_time", "done", "layer_response_std",
-               "layer_response_names")  # the epoch is the step's unit; its time is summed into WALL_TIME
+               "layer_response_names", SYSTEM_SAMPLE)  # the epoch is the step's unit; its time is summed into WALL_TIME
 START_TAGS = ("device", "torch", "cuda", "host", "node_id", "workers", "resumed_from_iteration")  # TAG + each
+# The fallback ladder (resnet_core/fallback.py): the rung a trial's latest start trained on (`compiled bf16`, ...)
+# and why a faster one was dropped; keys of its epoch events, each also its run's tag TAG + key.
+RUNG_FIELDS = ("rung", "fallback")
+RUNG, FALLBACK = (TAG + k for k in RUNG_FIELDS)
+# Population-based training: a trial's mutated hyperparameters as curves (HPARAM + key path, e.g. hparam.optim.lr,
+# per epoch: MLflow params cannot change value), its exploits as an artifact, and how many its run has (a tag).
+HPARAM, EXPLOITS, EXPLOIT_COUNT = "hparam.", "exploits.json", TAG + "exploits"
 # The reports `report:` may name and `resnet-sweep report` builds (orchestrator/report: tables, then figures).
 REPORT_NAMES = ("table6", "table1", "table2", "table3", "resnext", "fig6", "fig7")

@@ -198,13 +198,17 @@ class RuntimeSpec:
     """How a trial runs, not what it computes (beyond numerical noise)."""
 
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when present
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    # auto: bf16 autocast on a GPU with native bf16, fp16 autocast with a gradient scaler on an older GPU, fp32 on
+    # the CPU (runtime.py); the run's `resnet_sweeps.rung` tag says which one trained
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     compile: Literal["auto", "off", "on"] = "auto"  # auto: torch.compile on CUDA, eager on CPU
     compile_backend: Literal["inductor", "aot_eager"] = "inductor"  # aot_eager: same tracing, no codegen (checks)
     # CUDA graphs, on CUDA without data parallelism: `compiled` lets torch.compile's reduce-overhead mode graph the
     # compiled forward and backward (when compiling); `step` captures the whole step (batch gather, augmentation,
-    # forward, backward, SGD, metric sums) as one graph replayed every iteration; `off` launches every kernel.
-    cuda_graph: Literal["compiled", "step", "off"] = "compiled"
+    # forward, backward, SGD, metric sums) as one graph replayed every iteration; `off` launches every kernel;
+    # `auto` takes the fastest mode that passed `resnet-sweep doctor --gpu`'s parity check on this GPU model, and
+    # `compiled` where no profile says.
+    cuda_graph: Literal["auto", "compiled", "step", "off"] = "auto"
     channels_last: bool = True  # on CUDA only; NCHW on CPU
     checkpoint_every: int = 0  # iterations between checkpoints; 0: every epoch
     eval_batch_size: int = 1000

@@ -6,7 +6,8 @@ forward pass through torch.compile, whose reduce-overhead mode graphs forward an
 host then launches a copy of the next batch's indices and one graph per step, instead of about 30 kernels plus
 the compiled graphs' Python bookkeeping. A ResNet-20 step at batch 128 is only about 1 ms of GPU work, so what
 the host spends per step sets the pace. Because the captured function is plain PyTorch, the CPU tests run it
-uncaptured and compare it with the eager step; only the capture itself needs a GPU (bench/gpu_check.py).
+uncaptured and compare it with the eager step; only the capture itself needs a GPU (gpu_stages.py, run by
+`resnet-sweep doctor --gpu`).
 """
 from __future__ import annotations
 
@@ -108,6 +109,10 @@ class TrainStep:
         self.graph: torch.cuda.CUDAGraph | None = None
         self.graph_input: tuple[torch.Tensor, ...] = ()
         self.calls = 0
+        # fp16: the loss is scaled before backward and a step with inf/NaN gradients is skipped (and the scale
+        # lowered); with a fused SGD the scaler hands the optimizer its scale and check without a host sync.
+        self.scaler = torch.amp.GradScaler(runtime.device.type) if runtime.scaled else None
+        self.capturing = False  # inside the CUDA-graph warm-up or capture: what the fallback ladder drops if it fails
 
     def set_lr(self, lr: float) -> None:
         if lr == self.lr:
@@ -124,8 +129,13 @@ class TrainStep:
         images, labels = self.batches.gather(*batch)
         loss, wrong = self.forward(images, labels)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        if self.scaler is None:
+            loss.backward()
+            self.optimizer.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         self.sums.add(loss.detach(), wrong.detach(), len(labels))
 
     def __call__(self, *batch: torch.Tensor) -> None:
@@ -138,13 +148,19 @@ class TrainStep:
             for static, value in zip(self.graph_input, batch):
                 static.copy_(value, non_blocking=True)
             self.graph.replay()
-        elif self.calls <= GRAPH_WARMUP_STEPS:
-            self._on_side_stream(batch)
         else:
-            self._capture(batch)
-            self.graph.replay()
+            self.capturing = True
+            if self.calls <= GRAPH_WARMUP_STEPS:
+                self._on_side_stream(batch)
+            else:
+                self._capture(batch)
+                self.graph.replay()
+            self.capturing = False
 
     def _on_side_stream(self, batch: tuple[torch.Tensor, ...]) -> None:
+        if self.runtime.device.type != "cuda":  # no streams to order: a capture asked for off CUDA fails at capture
+            self.body(*batch)
+            return
         side = torch.cuda.Stream(self.runtime.device)
         side.wait_stream(torch.cuda.current_stream(self.runtime.device))
         with torch.cuda.stream(side):

@@ -3,7 +3,8 @@
 The step is step.py's TrainStep (gather, augmentation, forward, backward, SGD, running sums) on synthetic
 CIFAR-shaped images held on the device, with the trial's own runtime choices (precision, compile, CUDA graphs),
 so the figure is what a trial would see, minus evaluation. Used by `plan` for a short calibration on this machine
-and by bench/gpu_check.py. A measurement, never a target: benchmarks record these, tests do not assert them.
+and by gpu_stages.py (`resnet-sweep doctor --gpu`). A measurement, never a target: benchmarks record these, tests
+do not assert them.
 """
 from __future__ import annotations
 

@@ -13,12 +13,14 @@ otherwise, so the host rarely waits for the GPU. Figure 6's finer training curve
 TRAIN_CURVE_EVERY iterations) is snapshotted on the device and read with the epoch's sums.
 
 Evaluation is evaluate.py, loading another trial's weights transfer.py, and what a checkpoint holds resume.py.
+A fast path (step graph, compile, reduced precision) that fails in a start's first iterations is dropped and the
+start made again on the next rung (fallback.py).
 """
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -31,6 +33,8 @@ from resnet_core.data import TrialData
 from resnet_core.distributed import Shard
 from resnet_core.evaluate import evaluate
 from resnet_core.failures import DivergedError, OutOfMemoryError
+from resnet_core.fallback import (FALLBACK, PROBATION_STEPS, RUNG, cause_of, drop_reason, is_plain, lower, may_drop,
+                                  rung_name)
 from resnet_core.layout import net_layout
 from resnet_core.loading import load_trial_data
 from resnet_core.model import build_model
@@ -49,9 +53,11 @@ DIVERGENCE_CHECK_EVERY = 100  # iterations between host reads of the non-finite-
 TRAIN_CURVE_EVERY = 20
 
 
-def train(spec: TrialSpec, checkpoint_dir: str | Path | None = None,
-          resume_from: str | Path | None = None) -> Iterator[dict[str, Any]]:
-    """Yield per-epoch metrics; the last dict has `done: True` and `layer_response_std` (Figure 7).
+def train(spec: TrialSpec, checkpoint_dir: str | Path | None = None, resume_from: str | Path | None = None,
+          runtime: Runtime | None = None) -> Iterator[dict[str, Any]]:
+    """Yield per-epoch metrics; the last dict has `done: True` and `layer_response_std` (Figure 7), and each
+    the `rung` it trained on (`fallback`: why a faster one was dropped). `runtime` is the top rung to try
+    (default: spec.runtime resolved on this machine).
 
     When `checkpoint_dir` is given, the checkpoint there is up to date before each yield. `resume_from` is such a
     directory: training continues at the same iteration, data position and warm-up state. A non-finite loss
@@ -63,7 +69,7 @@ def train(spec: TrialSpec, checkpoint_dir: str | Path | None = None,
     OutOfMemoryError, which names the batch size.
     """
     try:
-        yield from _train(spec, checkpoint_dir, resume_from)
+        yield from _train(spec, checkpoint_dir, resume_from, runtime)
     except torch.OutOfMemoryError as err:  # CUDA (and other accelerators)
         raise OutOfMemoryError(spec, Shard.current().world, "the GPU", err) from err
     except RuntimeError as err:
@@ -87,6 +93,8 @@ class _Trial:
     step: TrainStep
     sums: StepSums
     progress: Progress
+    probation_end: int = -1  # the iteration up to which a failure drops a rung (fallback.py); -1: none
+    rung: dict[str, str] = field(default_factory=dict)  # RUNG and FALLBACK, added to every epoch's metrics
 
     def save(self) -> None:
         """Bring the checkpoint up to date when there is one; rank 0 alone writes it."""
@@ -110,29 +118,59 @@ class _Epoch:
     images_done: int = 0  # images trained since `started`
 
 
-def _train(spec: TrialSpec, checkpoint_dir: str | Path | None,
-           resume_from: str | Path | None) -> Iterator[dict[str, Any]]:
+def _train(spec: TrialSpec, checkpoint_dir: str | Path | None, resume_from: str | Path | None,
+           runtime: Runtime | None) -> Iterator[dict[str, Any]]:
     shard = Shard.current()
-    runtime = resolve_runtime(spec.runtime, data_parallel=shard.world > 1)
-    optim = spec.optim
+    runtime = runtime or resolve_runtime(spec.runtime, data_parallel=shard.world > 1)
     torch.manual_seed(spec.seed)  # model initialisation; data order and augmentation use data.epoch_seed
-    data = load_trial_data(spec.data, net_layout(spec.model).image_size, optim.batch_size,
+    data = load_trial_data(spec.data, net_layout(spec.model).image_size, spec.optim.batch_size,
                            spec.runtime.eval_batch_size, spec.seed, runtime.device, runtime.memory_format, shard)
+    initial_rng, drops = torch.get_rng_state(), []
+    while True:  # down the fallback ladder until a rung gets through its first iterations
+        torch.set_rng_state(initial_rng)  # every rung starts from the same initial weights
+        trial = _start(spec, checkpoint_dir, resume_from, shard, runtime, data, drops)
+        if trial.progress.iteration >= spec.optim.iterations and trial.progress.last_metrics is not None:
+            yield trial.progress.last_metrics  # a finished trial: report, do not train further
+            return
+        try:
+            first = _run_epoch(trial)
+            break
+        except Exception as err:  # noqa: BLE001  a failure within the probation drops a rung; others re-raise
+            at = err.iteration if isinstance(err, DivergedError) else trial.progress.iteration
+            if trial.probation_end < 0 or at >= trial.probation_end or not may_drop(err):
+                raise
+            cause = cause_of(err, trial.step.capturing)
+            next_rung = lower(runtime, cause)
+            if next_rung is None:
+                raise
+            drops.append(drop_reason(err, cause, runtime, next_rung))
+            if runtime.compile:
+                torch.compiler.reset()  # the failed rung's compiled graphs and their CUDA-graph memory
+            runtime = next_rung
+    yield first
+    while trial.progress.iteration < spec.optim.iterations:
+        yield _run_epoch(trial)
+
+
+def _start(spec: TrialSpec, checkpoint_dir: str | Path | None, resume_from: str | Path | None, shard: Shard,
+           runtime: Runtime, data: TrialData, drops: list[str]) -> _Trial:
+    """Model, optimizer and step on `runtime`, at the start or at `resume_from`'s checkpoint."""
     model = build_model(spec.model, data.num_classes).to(runtime.device, memory_format=runtime.memory_format)
     frozen = apply_transfer(model, spec.transfer)
-    optimizer = _sgd(model, optim, runtime)
-    progress = Progress(warmup=WarmupState.start(optim))
+    optimizer = _sgd(model, spec.optim, runtime)
+    progress = Progress(warmup=WarmupState.start(spec.optim))
     if resume_from is not None:
         progress = resume(spec, resume_from, model, optimizer)
-        if progress.iteration >= optim.iterations and progress.last_metrics is not None:
-            yield progress.last_metrics  # a finished trial: report, do not train further
-            return
+        for group in optimizer.param_groups:  # the spec's values, not the checkpoint's: PBT changes them
+            group.update(momentum=spec.optim.momentum, weight_decay=spec.optim.weight_decay)
     sums = StepSums.on(runtime.device)
     step = TrainStep(data_parallel(model, runtime) if shard.world > 1 else model, optimizer, data.train, runtime,
                      sums)
-    trial = _Trial(spec, checkpoint_dir, shard, runtime, data, model, frozen, optimizer, step, sums, progress)
-    while progress.iteration < optim.iterations:
-        yield _run_epoch(trial)
+    # Data-parallel ranks do not drop rungs: one rank's exception would leave the others in a collective.
+    probation = shard.world == 1 and not is_plain(runtime)
+    rung = {RUNG: rung_name(runtime), **({FALLBACK: "; ".join(drops)} if drops else {})}
+    return _Trial(spec, checkpoint_dir, shard, runtime, data, model, frozen, optimizer, step, sums, progress,
+                  progress.iteration + PROBATION_STEPS if probation else -1, rung)
 
 
 def _sgd(model: nn.Module, optim: OptimSpec, runtime: Runtime) -> torch.optim.Optimizer:
@@ -190,6 +228,8 @@ def _train_steps(trial: _Trial, epoch: _Epoch) -> float:
         epoch.images_done += batch
         epoch.window_seen += batch
         progress.iteration += 1
+        if progress.iteration == trial.probation_end:
+            check_finite(trial.sums.first_bad, trial.shard)  # the rung's first steps were finite (fallback.py)
         if progress.iteration % TRAIN_CURVE_EVERY == 0 or position + 1 == epoch.last:  # and the epoch's end
             epoch.curve.mark(progress.iteration, trial.sums.loss, trial.sums.wrong, epoch.seen)
         _check_warmup_or_divergence(trial, epoch)
@@ -241,7 +281,7 @@ def _epoch_metrics(trial: _Trial, epoch: _Epoch, lr: float, images_per_sec: floa
         **evaluate(trial.model, data.evals["test"], runtime, shard).metrics("test")}
     if "val" in data.evals:
         metrics.update(evaluate(trial.model, data.evals["val"], runtime, shard).metrics("val"))
-    metrics.update(lr=lr, images_per_sec=images_per_sec, **device_metrics(runtime.device))
+    metrics.update(lr=lr, images_per_sec=images_per_sec, **device_metrics(runtime.device), **trial.rung)
     if progress.iteration >= optim.iterations:
         metrics["done"] = True
         if shard.leader:

@@ -18,7 +18,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
 BIN = Path(sys.executable).parent
 RAY_PORT, DASHBOARD_PORT, MLFLOW_PORT = 6379, 8265, 5000
@@ -72,9 +72,9 @@ class LoopbackCluster:
             raise RuntimeError(f"{' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
         return done
 
-    def start(self, *args: str, log: str) -> subprocess.Popen:
-        out = open(self.root / log, "w")
-        return subprocess.Popen(self.command(*args), env=self.env, stdout=out, stderr=subprocess.STDOUT)
+    def start(self, *args: str, log: str, append: bool = False) -> subprocess.Popen:
+        with open(self.root / log, "a" if append else "w") as out:
+            return subprocess.Popen(self.command(*args), env=self.env, stdout=out, stderr=subprocess.STDOUT)
 
     def start_worker_node(self) -> None:
         """`ray start` a worker node in a mount namespace of its own, with a tmpfs over head_only_dir."""
@@ -96,22 +96,38 @@ class LoopbackCluster:
                 continue
         return found
 
+    def start_mlflow(self) -> None:
+        """Start the tracking server (on the same store and artifacts as before, after a kill) and wait until it
+        answers an API call."""
+        self.start("env", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false",  # no job-runner processes (GenAI jobs)
+                   "mlflow", "server", "--host", "127.0.0.1", "--port", str(MLFLOW_PORT),
+                   "--backend-store-uri", self.backend_store, "--artifacts-destination",
+                   str(self.root / "artifacts"), "--workers", "1", log="mlflow.log", append=True)
+        _wait_for_port(self, MLFLOW_PORT, timeout=60)
+        _wait_for_tracking_api(self, timeout=90)
+
+    def mlflow_pids(self) -> dict[int, str]:
+        """pid -> command line of the tracking server's processes (the `mlflow server` and the web server it runs)."""
+        found = {}
+        for pid in _namespace_pids(self.namespace):
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            words = [w.decode(errors="replace") for w in argv[:4]]
+            if any(w.rsplit("/", 1)[-1] in ("mlflow", "uvicorn", "gunicorn") or w.startswith("mlflow.server")
+                   for w in words):
+                found[pid] = " ".join(words)
+        return found
+
+    def kill_mlflow(self, timeout: float = 10) -> dict[int, str]:
+        """SIGKILL every process of the tracking server, as a redeployed or crashed server pod."""
+        return _kill_until_gone(self.mlflow_pids, timeout)
+
     def kill_worker_node(self, timeout: float = 10) -> dict[int, str]:
         """SIGKILL the whole worker node at once, as a machine that loses power: returns what was killed.
         Repeats until none of its processes is left (a raylet may fork a worker while it is being killed)."""
-        killed: dict[int, str] = {}
-        deadline = time.monotonic() + timeout
-        while pids := self.worker_node_pids():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"worker node processes still alive after {timeout}s: {pids}")
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            killed.update(pids)
-            time.sleep(0.2)
-        return killed
+        return _kill_until_gone(self.worker_node_pids, timeout)
 
 
 @contextmanager
@@ -135,12 +151,7 @@ def loopback_cluster(cpus_per_node: int = 1, ray_env: Mapping[str, str] | None =
         cluster.head_only_dir.mkdir()
         cluster.shared_dir.mkdir()
         cluster.start_worker_node()
-        cluster.start("env", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false",  # no job-runner processes (GenAI jobs)
-                      "mlflow", "server", "--host", "127.0.0.1", "--port", str(MLFLOW_PORT),
-                      "--backend-store-uri", cluster.backend_store, "--artifacts-destination",
-                      str(root / "artifacts"), "--workers", "1", log="mlflow.log")
-        _wait_for_port(cluster, MLFLOW_PORT, timeout=60)
-        _wait_for_tracking_api(cluster, timeout=90)
+        cluster.start_mlflow()
         yield cluster
     finally:
         _kill_namespace(namespace)
@@ -171,6 +182,23 @@ def _wait_for_tracking_api(cluster: LoopbackCluster, timeout: float) -> None:
         time.sleep(0.5)
     log = (cluster.root / "mlflow.log").read_text() if (cluster.root / "mlflow.log").exists() else ""
     raise TimeoutError(f"the MLflow server in {cluster.namespace} answered no API call in {timeout}s\n{log}")
+
+
+def _kill_until_gone(pids_of: Callable[[], dict[int, str]], timeout: float) -> dict[int, str]:
+    """SIGKILL what `pids_of()` lists until it lists nothing (a parent may fork while it is being killed)."""
+    killed: dict[int, str] = {}
+    deadline = time.monotonic() + timeout
+    while pids := pids_of():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"processes still alive after {timeout}s: {pids}")
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        killed.update(pids)
+        time.sleep(0.2)
+    return killed
 
 
 def _namespace_pids(namespace: str) -> list[int]:

@@ -159,10 +159,13 @@ def test_every_package_says_what_it_is_for():
 COMMANDS_MAY_USE = {
     "orchestrator.running.launch": "launch and resume a sweep",
     "orchestrator.running.jobs": "submit a sweep to a Ray cluster as a Ray Job",
+    "orchestrator.running.kuberay": "write the KubeRay RayJob that runs a sweep on Kubernetes",
     "orchestrator.running.views": "read-only views of the sweeps this machine knows",
     "orchestrator.running.progress": "the trial table as printed",
+    "orchestrator.running.doctor": "the machine's and the cluster's checks that `doctor` prints",
     "orchestrator.tracking.ui": "links into MLflow's UI",
     "orchestrator.tracking.uris": "tracking URIs as they are shown",
+    "orchestrator.tracking.registry": "a sweep's best model into the Model Registry",
 }
 
 
@@ -203,7 +206,7 @@ def test_names_runs_are_written_and_read_by_come_from_the_contract():
     a copy elsewhere would drift from it."""
     from orchestrator import contract
 
-    shared = {contract.TAG, contract.PARENT, contract.FINAL, *(v for k, v in vars(contract).items()
+    shared = {contract.TAG, contract.PARENT, contract.SYSTEM, *(v for k, v in vars(contract).items()
                                                              if k.isupper() and isinstance(v, str)
                                                              and v.startswith((contract.TAG, "mlflow.")))}
     wrong = [f"{m}:{line} spells {text!r}" for m in MODULES if m.startswith("orchestrator") and m != "orchestrator.contract"

@@ -80,7 +80,6 @@ def test_a_two_worker_trial_trains_under_ddp_survives_a_killed_worker_and_logs_o
     fails the trial, Tune retries it, and the new workers continue from rank 0's last checkpoint."""
     from mlflow import MlflowClient
 
-    from faults.test_trial_kill import ray_processes
     from resnet_core.checkpoint import load_checkpoint
 
     base = {**TINY, "optim": {**TINY["optim"], "iterations": 8 * EPOCHS, "milestones": [40]}}
@@ -130,3 +129,21 @@ def test_a_two_worker_trial_trains_under_ddp_survives_a_killed_worker_and_logs_o
     trial_dir = history.parent
     assert (trial_dir / "latest" / "checkpoint.pt").is_file()  # rank 0's, what the retry started from
     assert not list((trial_dir / "train").glob("checkpoint_*"))  # no copies: the storage is a file system
+
+
+def ray_processes(home: Path) -> dict[int, Path]:
+    """pid -> cwd of every `ray::` process whose environment names this test's RESNET_SWEEPS_HOME."""
+    marker = f"RESNET_SWEEPS_HOME={home}".encode()
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if not (entry / "cmdline").read_bytes().startswith(b"ray::"):
+                continue
+            if marker not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            found[int(entry.name)] = Path(os.readlink(entry / "cwd"))
+        except OSError:  # exited meanwhile, or not ours to read
+            continue
+    return found

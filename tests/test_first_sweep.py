@@ -36,6 +36,7 @@ def _project_exceptions() -> set[type]:
 
 def _examples() -> dict[type, BaseException]:
     from orchestrator.errors import CliError
+    from orchestrator.tracking.models import ExportError
     from orchestrator.tracking.server import TrackingUnreachable
     from resnet_core.checkpoint import CheckpointWriteError
     from resnet_core.data import DatasetError
@@ -49,7 +50,8 @@ def _examples() -> dict[type, BaseException]:
                 DivergedError(17),
                 OutOfMemoryError(TrialSpec.from_dict({}), 2, "the GPU", RuntimeError("CUDA out of memory")),
                 CheckpointWriteError(errno.ENOSPC, "No space left on device", "/ckpt/checkpoint.pt"),
-                CliError("no sweep named 'x'"), TrackingUnreachable("cannot reach the MLflow tracking server")]
+                CliError("no sweep named 'x'"), TrackingUnreachable("cannot reach the MLflow tracking server"),
+                ExportError("resnet8-A-seed0: torch.export failed: a data-dependent shape")]
     return {type(e): e for e in examples}
 
 

@@ -41,14 +41,16 @@ def test_throughput_scales_the_estimate():
     assert macs_per_sec(10**8, cpu) == macs_per_sec(10**9, cpu)  # a CPU's rate is taken as flat
 
 
-def test_a_gpu_measured_by_gpu_check_replaces_the_assumption(tmp_path):
-    results = tmp_path / "RESULTS.md"
-    assert measured_gpu(results) is None  # no file
-    results.write_text("## GPU check\n\nplan-reference: resnet20 batch 128 61000 images/s on NVIDIA H100 (x)\n"
-                       "later\nplan-reference: resnet20 batch 128 123456 images/s on NVIDIA H200 (step_graph, "
-                       "torch 2.11.0)\n")
-    measured = measured_gpu(results)
+def test_a_gpu_measured_by_the_doctor_replaces_the_assumption(tmp_path):
+    from resnet_core.machine_profile import write_profile
+
+    assert measured_gpu(tmp_path) is None  # no profile
+    for gpu, ips, when in (("NVIDIA H100", 61000.0, "2026-01-01"), ("NVIDIA H200", 123456.0, "2026-02-01")):
+        write_profile({"kind": "gpu", "gpu": gpu, "torch": "2.11.0", "cuda": "12.8", "measured": when,
+                       "images_per_sec": {"resnet20": {"eager": 1000.0, "step_graph": ips}}}, tmp_path)
+    measured = measured_gpu(tmp_path)
     assert measured.measured and measured.images_per_sec == 123456 and "NVIDIA H200" in measured.source
+    assert measured_gpu(tmp_path, gpu="NVIDIA H100").images_per_sec == 61000
 
 
 def test_without_a_gpu_the_estimate_is_for_this_cpu_from_a_calibration():

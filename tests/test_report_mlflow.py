@@ -1,6 +1,7 @@
 """`resnet-sweep report` on a real SQLite MLflow store written here with MLflow's own client, in the layout of
 the tracking contract: a parent run per launch, nested child runs with the trial's flattened spec as params,
-per-epoch metrics with step = iteration, final_ metrics and a layer_responses.json artifact."""
+per-epoch metrics with step = iteration (a trial's result is each curve's last point, which the report reads) and
+a layer_responses.json artifact."""
 from __future__ import annotations
 
 import csv
@@ -51,8 +52,7 @@ def _log_trial(client, experiment_id: str, parent_id: str, model: dict, seed: in
         for key, final in (("train_error", train), ("test_error", test)):
             value = (final if final is not None else 0.5) + 0.4 * (epochs - epoch) / epochs
             metrics.append(Metric(key, value, now, step))
-    if state == "finished":
-        metrics += [Metric("final_train_error", train, now, 400), Metric("final_test_error", test, now, 400)]
+    if state == "finished":  # its last epoch's errors (step 400) are the final ones: no final_ copy of them
         layers = cost.response_layers
         client.log_dict(run_id, {"layers": [f"layer{i}" for i in range(layers)],
                                  "std": [1.0 + 0.1 * i * (1 if model.get("residual", True) else 3)

@@ -1,11 +1,17 @@
 """Search beyond grids, through the real CLI, a local Ray and a SQLite MLflow store: Optuna's TPE
 proposes each trial through Ray Tune's search API, ASHA stops poor ones early, and a stopped trial is recorded as
-`stopped` with its iteration in MLflow, `status` and the report; `resume` refuses a search with a clear message."""
+`stopped` with its iteration in MLflow, `status` and the report. A search whose driver is SIGKILLed midway is
+continued by `resume`: trials done stay done, the others go on from their checkpoints, Optuna's study keeps the
+results from before the kill, and the search ends with `num_samples` trials, each epoch once in MLflow."""
 from __future__ import annotations
 
 import json
 import math
 import os
+import pickle
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +19,12 @@ import pytest
 from orchestrator.specs.expansion import probe_trials
 from orchestrator.specs.reading import load_sweep
 from resnet_core.specio import SpecError
-from tests.conftest import resnet_sweep, tiny_sweep
+from orchestrator.records.trial_record import read, record_path
+from orchestrator.report.search_figure import search_figure
+from orchestrator.report.search_rows import Search, SearchTrial
+from orchestrator.report.search_section import asha_savings, best_trial, schedule_line, search_lines
+from orchestrator.running.search import SEARCH_STATE
+from tests.conftest import RESNET_SWEEP, resnet_sweep, tiny_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,13 +63,46 @@ def test_search_space_is_validated_at_its_ends(tmp_path):
     assert sweep.search.to_dict()["space"]["optim.lr"] == {"loguniform": [1e-4, 0.5]}
 
 
-@pytest.mark.slow
-def test_optuna_search_with_asha_records_stopped_trials(tmp_path, monkeypatch):
-    env = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"},
-           "RESNET_SWEEPS_HOME": str(tmp_path / "home")}
+def _saved_search(home: Path) -> tuple[Path, dict]:
+    """The experiment directory of the search and its searcher's saved state ({} before the first save)."""
+    found = list(home.glob("ray_results/searched-*"))
+    if not found or not (found[0] / SEARCH_STATE).is_file():
+        return (found[0] if found else home), {}
+    return found[0], pickle.loads((found[0] / SEARCH_STATE).read_bytes())
+
+
+def _kill_midway(tmp_path: Path, env: dict) -> tuple[Path, dict]:
+    """`run` the search, SIGKILL its driver (and the local Ray of its session) once a second trial has an epoch
+    in its record; the experiment directory and the trials' records ({trial id: History}) at the kill."""
     sweep = tmp_path / "searched.yaml"
     sweep.write_text(SEARCH)
-    result = resnet_sweep("run", str(sweep), "--num-cpus", "2", cwd=tmp_path, env=env, timeout=300)
+    driver = subprocess.Popen([RESNET_SWEEP, "run", str(sweep), "--num-cpus", "2"], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    try:
+        while True:
+            root, saved = _saved_search(tmp_path / "home")
+            trials = list(saved.get("trials", {}).values())
+            if len(trials) >= 2 and read(record_path(root, trials[1])).epochs:
+                break
+            assert time.monotonic() < deadline and driver.poll() is None, "no second trial's epoch to kill at"
+            time.sleep(0.1)
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    _, saved = _saved_search(tmp_path / "home")
+    return root, {info["id"]: read(record_path(root, info)) for info in saved["trials"].values()}
+
+
+@pytest.mark.slow
+def test_optuna_search_with_asha_records_stopped_trials_and_resumes_after_a_kill(tmp_path):
+    env = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"},
+           "RESNET_SWEEPS_HOME": str(tmp_path / "home")}
+    root, at_kill = _kill_midway(tmp_path, env)
+    assert len(at_kill) >= 2 and any(h.done for h in at_kill.values())
+    result = resnet_sweep("resume", "searched", "--num-cpus", "2", cwd=tmp_path, env=env, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
 
     from mlflow import MlflowClient
@@ -71,6 +115,25 @@ def test_optuna_search_with_asha_records_stopped_trials(tmp_path, monkeypatch):
     lrs = [float(r.data.params["optim.lr"]) for r in runs]
     assert all(1e-4 <= lr <= 0.5 for lr in lrs) and len(set(lrs)) == 4  # sampled, not the base's 0.1
     assert all(1e-5 <= float(r.data.params["optim.weight_decay"]) <= 1e-3 for r in runs)
+    ids = [r.data.tags["resnet_sweeps.trial_id"] for r in runs]
+    assert len(set(ids)) == 4 and set(at_kill) <= set(ids)  # num_samples in all, the earlier ones among them
+    for run in runs:  # every epoch once, whichever launch trained it
+        steps = [m.step for m in c.get_metric_history(run.info.run_id, "train_loss")]
+        assert len(steps) == len(set(steps)), run.info.run_name
+        before = at_kill.get(run.data.tags["resnet_sweeps.trial_id"])
+        if before is not None and before.done:  # ended before the kill: not trained again
+            assert run.data.tags["resnet_sweeps.starts"] == "1"
+        elif before is not None and before.epochs:  # went on from its checkpoint
+            assert before.last_iteration <= int(run.data.tags["resnet_sweeps.resumed_from_iteration"])
+    # The resumed study holds every trial's result, those from before the kill as the records had them.
+    study = pickle.loads(pickle.loads((root / SEARCH_STATE).read_bytes())["optuna"])["_ot_study"]
+    told = {float(f"{t.params['optim.lr']:.3g}"): t for t in study.trials}  # trial names show 3 digits
+    assert len(study.trials) == 4 and all(t.state.is_finished() for t in study.trials)
+    for run in runs:
+        before = at_kill.get(run.data.tags["resnet_sweeps.trial_id"])
+        if before is not None and before.done:
+            trial = told[float(run.data.params["optim.lr"])]
+            assert trial.value == pytest.approx(before.epochs[-1]["test_error"])
     stopped = [r for r in runs if r.data.tags["resnet_sweeps.state"] == "stopped"]
     assert stopped, [(r.info.run_name, r.data.tags["resnet_sweeps.state"]) for r in runs]
     for run in stopped:  # stopped early: fewer than 24 iterations logged, KILLED rather than FINISHED
@@ -89,15 +152,36 @@ def test_optuna_search_with_asha_records_stopped_trials(tmp_path, monkeypatch):
 
     report = resnet_sweep("report", "searched", cwd=tmp_path, env=env)
     assert report.returncode == 0, report.stderr
-    assert f"{len(stopped)} stopped" in (tmp_path / "reports" / "searched" / "report.md").read_text()
+    text = (tmp_path / "reports" / "searched" / "report.md").read_text()
+    assert f"{len(stopped)} stopped" in text
+    assert "## Search" in text and "Optuna (TPE) search over optim.lr, optim.weight_decay: 4 trials" in text
+    assert f"- ASHA stopped {len(stopped)} of 4 trials" in text and "- Best configuration: " in text
+    assert (tmp_path / "reports" / "searched" / "search.png").stat().st_size > 0
 
-    from orchestrator.records import state
 
-    monkeypatch.setenv("RESNET_SWEEPS_HOME", env["RESNET_SWEEPS_HOME"])
-    state.update("searched", state="interrupted")  # as a driver killed mid-search leaves it
-    refused = resnet_sweep("resume", "searched", cwd=tmp_path, env=env)
-    assert refused.returncode == 2
-    assert "searches with optuna: `resume` cannot continue a search" in refused.stderr
+def _trial(name: str, state: str, lr: float, error: float | None, iteration: int, **more) -> SearchTrial:
+    return SearchTrial(name, state, (("optim.lr", lr),), error, error, error, iteration, 24, **more)
+
+
+def test_search_section_names_the_best_configuration_and_what_asha_saved(tmp_path):
+    trials = (_trial("a-s0", "finished", 0.1, 0.30, 24), _trial("b-s1", "stopped", 0.3, 0.50, 4),
+              _trial("c-s2", "finished", 0.01, 0.20, 24), _trial("d-s3", "stopped", 1e-3, 0.90, 8),
+              _trial("e-s4", "failed", 0.2, None, 0))
+    search = Search("optuna", "asha", "val_error", "min", ("optim.lr",), ("optim.lr",), trials)
+    assert best_trial(search).run_name == "c-s2"
+    assert asha_savings(search) == (2, 24 + 4 + 24 + 8, 5 * 24)
+    lines = "\n".join(search_lines(search))
+    assert "- Best configuration: c-s2 (optim.lr=0.01): val_error 20.00%, validation error 20.00%, test error " \
+           "20.00%." in lines
+    assert "- ASHA stopped 2 of 5 trials: 60 of 120 iterations trained, 60 (50%) saved" in lines
+    assert lines.index("| c-s2 |") < lines.index("| a-s0 |") < lines.index("| e-s4 |")  # best first
+    # PBT: the best trial's values where they changed, over its iterations
+    pbt = _trial("p", "finished", 0.1, 0.2, 24, schedule=(("optim.lr", ((8, 0.1), (16, 0.1), (24, 0.08))),),
+                 exploits=1)
+    assert schedule_line(pbt) == ["optim.lr: 0.1 (at it 8) -> 0.08 (at it 24)"]
+    figure = search_figure(Search("pbt", "pbt", "val_error", "min", ("optim.lr",), ("optim.lr",), (pbt,)),
+                           tmp_path / "search.png")
+    assert figure.stat().st_size > 0
 
 
 def test_ready_hpo_sweep_searches_lr_weight_decay_and_batch():

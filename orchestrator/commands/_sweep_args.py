@@ -1,4 +1,4 @@
-"""Arguments that `run` and `plan` share: the sweep file and `--set KEY=VALUE` items."""
+"""Arguments that `run`, `submit` and `plan` share: the sweep file, `--set KEY=VALUE` items, `--new-launch`."""
 from __future__ import annotations
 
 import argparse
@@ -17,3 +17,10 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
 
 def sweep_from_args(args: argparse.Namespace) -> SweepSpec:
     return load_sweep(args.sweep, args.sets)
+
+
+def add_new_launch_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--new-launch", action="store_true",
+                        help="start a new launch even when an unfinished one of the same sweep is in the same "
+                             "storage (without it, running the same command again continues that launch: a "
+                             "retried job, a driver that came back on another machine)")

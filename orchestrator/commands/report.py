@@ -23,6 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from orchestrator.report.build import REPORTS, build_report, log_report, unfinished
     from orchestrator.report.paper import paper_values
     from orchestrator.report.rows import known_sweeps, read_sweep
+    from orchestrator.report.search_rows import read_search
     from orchestrator.report.store import sweep_store
     from orchestrator.tracking.uris import redact_uri
 
@@ -37,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"no sweep {args.name!r} in the MLflow store {redact_uri(tracking_uri)}; known "
                        f"experiments: {', '.join(known) if known else '(none)'}")
     out_dir = args.out if args.out is not None else Path("reports") / args.name
-    report = build_report(sweep, out_dir, paper_values(), tuple(args.only) if args.only else None)
+    report = build_report(sweep, out_dir, paper_values(), tuple(args.only) if args.only else None,
+                          read_search(tracking_uri, sweep))
     print(report.markdown)
     if not args.no_log:
         log_report(report, sweep, tracking_uri)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from orchestrator.commands._sweep_args import add_sweep_arguments, sweep_from_args
+from orchestrator.commands._sweep_args import add_new_launch_argument, add_sweep_arguments, sweep_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,6 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "s3://...); default: $RESNET_SWEEPS_HOME/ray_results (~/.resnet_sweeps/ray_results)")
     parser.add_argument("--tracking-uri", default=None, metavar="URI",
                         help="MLflow tracking URI (default: sqlite:///<working dir>/mlruns.db)")
+    add_new_launch_argument(parser)
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,4 +30,5 @@ def run(args: argparse.Namespace) -> int:
     from orchestrator.running.launch import LaunchOptions, launch
 
     return launch(sweep, str(args.sweep), LaunchOptions(address=args.address, num_cpus=args.num_cpus,
-                                                        storage=args.storage, tracking_uri=args.tracking_uri))
+                                                        storage=args.storage, tracking_uri=args.tracking_uri),
+                  new_launch=args.new_launch)

@@ -74,6 +74,16 @@ def run(args: argparse.Namespace) -> int:
     for r in rows:
         if r["error"]:
             console.print(f"{r['state']}: {r['name']}: {r['error']}", highlight=False, soft_wrap=True)
+    rungs: dict[str, int] = {}
+    for r in rows:
+        if r.get("rung"):
+            rungs[r["rung"]] = rungs.get(r["rung"], 0) + 1
+    if rungs:
+        console.print("trained as: " + ", ".join(f"{k} ({v})" for k, v in sorted(rungs.items())), highlight=False)
+    for r in rows:
+        if r.get("fallback"):  # a fast path failed on this machine: the trial went on, slower
+            console.print(f"fell back: {r['name']} trains as {r['rung']}: {r['fallback']}", highlight=False,
+                          soft_wrap=True)
     if summary["mlflow_behind"]:
         console.print(f"MLflow is behind the trials' records for {len(summary['mlflow_behind'])} runs: "
                       f"resnet-sweep resume {summary['name']}  sends the rest", highlight=False)

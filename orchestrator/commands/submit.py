@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from orchestrator.errors import CliError
-from orchestrator.commands._sweep_args import add_sweep_arguments, sweep_from_args
+from orchestrator.commands._sweep_args import add_new_launch_argument, add_sweep_arguments, sweep_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storage", default=None, metavar="URI",
                         help="trial checkpoints: s3://... or a path every node mounts; a multi-node cluster "
                              "refuses storage some node cannot see")
+    add_new_launch_argument(parser)
     parser.add_argument("--follow", action="store_true", help="stream the job's logs until it ends")
 
 
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from orchestrator.running.jobs import follow, submit
 
     try:
-        submission = submit(sweep, args.address, args.tracking_uri, args.storage)
+        submission = submit(sweep, args.address, args.tracking_uri, args.storage, args.new_launch)
     except ConnectionError as err:
         print(f"resnet-sweep submit: cannot reach Ray Jobs at {args.address}: {err}", file=sys.stderr)
         return 1

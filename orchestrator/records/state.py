@@ -5,18 +5,24 @@ resolved sweep (a YAML copy beside it), the Tune experiment directory, the MLflo
 the trials (id, name, iterations), where their records are, the driver's pid and the launch's state, and which
 MLflow runs the last driver left behind their records. Written atomically; the latest
 launch of a name replaces the record (earlier launches stay in MLflow as earlier parent runs).
+
+Each save also writes the same two files under the launch's storage (`STORED_LAUNCHES/NAME/` of the `--storage`
+folder or bucket every node sees): a driver that comes back on another machine with an empty disk, as a retried
+Kubernetes job's does, finds there the launch to continue (`find_stored`).
 """
 from __future__ import annotations
 
 import json
 import os
 import socket
+import sys
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
 from orchestrator.errors import CliError
+from orchestrator.records import storage_files
 from resnet_core import yaml12
 
 State = Literal["running", "finished", "failed", "interrupted"]
@@ -24,7 +30,9 @@ State = Literal["running", "finished", "failed", "interrupted"]
 
 def home() -> Path:
     """Root of the project's state: $RESNET_SWEEPS_HOME, else ~/.resnet_sweeps."""
-    return Path(os.environ.get("RESNET_SWEEPS_HOME") or "~/.resnet_sweeps").expanduser().resolve()
+    from resnet_core.machine_profile import state_home
+
+    return state_home()
 
 
 def default_storage() -> Path:
@@ -115,14 +123,50 @@ def record_path(name: str) -> Path:
     return sweep_dir(name) / "record.json"
 
 
+def launch_log(name: str) -> Path:
+    """What the sweep's drivers on this machine log beyond their output: the tracebacks of trials' crashes."""
+    return sweep_dir(name) / "launch.log"
+
+
 def save(record: SweepRecord, sweep_dict: dict[str, Any] | None = None) -> None:
-    """Write the record (and the resolved sweep copy, when given) atomically."""
+    """Write the record (and the resolved sweep copy, when given) atomically, here and in the launch's storage."""
     directory = sweep_dir(record.name)
     directory.mkdir(parents=True, exist_ok=True)
-    if sweep_dict is not None:
-        atomic_write(record.sweep_copy, yaml12.dump(sweep_dict))
+    sweep_text = yaml12.dump(sweep_dict) if sweep_dict is not None else None
+    if sweep_text is not None:
+        atomic_write(record.sweep_copy, sweep_text)
     record.updated = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    atomic_write(record_path(record.name), json.dumps(asdict(record), indent=2))
+    record_text = json.dumps(asdict(record), indent=2)
+    atomic_write(record_path(record.name), record_text)
+    stored = _stored_dir(record.storage_path, record.name)
+    try:
+        if sweep_text is not None:
+            storage_files.write_text(f"{stored}/sweep.yaml", sweep_text)
+        storage_files.write_text(f"{stored}/record.json", record_text)
+    except OSError as err:  # the local record stands; only a driver on another machine would miss this one
+        print(f"warning: could not write the launch's record to its storage ({stored}): {err}", file=sys.stderr)
+
+
+# The folder of a storage root that holds each sweep's latest launch, beside Tune's experiment directories.
+STORED_LAUNCHES = "resnet-sweeps-launches"
+
+
+def find_stored(storage: str, name: str) -> tuple[SweepRecord, dict[str, Any]] | None:
+    """The latest launch of `name` recorded in `storage` (its record and resolved sweep), None when there is
+    none; one that another version of the tool wrote and this one cannot read counts as none."""
+    stored = _stored_dir(storage, name)
+    try:
+        record = SweepRecord(**json.loads(storage_files.read_text(f"{stored}/record.json")))
+        return record, yaml12.load(storage_files.read_text(f"{stored}/sweep.yaml"))
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError) as err:
+        print(f"note: ignoring the unreadable launch record in {stored}: {err}", file=sys.stderr)
+        return None
+
+
+def _stored_dir(storage: str, name: str) -> str:
+    return f"{storage.rstrip('/')}/{STORED_LAUNCHES}/{check_name(name)}"
 
 
 def find(name: str) -> SweepRecord | None:
@@ -163,6 +207,4 @@ def update(name: str, **changes: Any) -> SweepRecord:
 
 
 def atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    storage_files.write_text(str(path), text)

@@ -3,14 +3,17 @@
 The trial's leader process appends `start` (where it runs, which checkpoint it resumed from), one `epoch` per
 finished epoch (after the checkpoint of that epoch is on disk, before Tune hears of it), `diverged`, and `failed`
 with `final` (a SpecError: the same settings would fail again); the driver appends what only it sees: `crashed`
-(Tune retries the trial), `failed` (Tune gave up on it) and `stopped` (the scheduler, e.g. ASHA, stopped it).
+(Tune retries the trial), `failed` (Tune gave up on it), `stopped` (the scheduler, e.g. ASHA, stopped it) and
+`exploit` (population-based training made it continue another trial's checkpoint with new values).
 MLflow, `status` and `resume` are views brought up to date from it (orchestrator/tracking/writer.py's
 `Tracker.sync_trial`); nothing else keeps epochs.
 
 Where it lives: on file-system storage (local, or a shared mount every node sees) in the trial's directory of
 the Tune experiment, written by the trial itself, so epochs finished while the driver was dying are kept. On
 object storage (s3://) a trial cannot append to a file there; it hands its events to the driver in its Tune
-results and the driver appends them to the same layout under the sweep's state directory. There an epoch the
+results and the driver appends them to the same layout under the sweep's state directory, and copies each
+into the trial's directory of the Tune experiment (`mirror`), where a driver on another machine, continuing the
+launch, finds them (`fetch_mirrored`). There an epoch the
 trial finished while the driver was dying is not recorded (its checkpoint is), so its MLflow history can miss
 it after `resume`; with Tune's checkpoint reported every epoch the trial is at most one epoch ahead.
 """
@@ -70,6 +73,7 @@ class History:
     state: str = "pending"  # pending (no event) | running | finished | diverged | failed | stopped
     end: dict[str, Any] = field(default_factory=dict)  # the event that ended it: final epoch, diverged, ...
     last_error: str | None = None  # of a crash Tune retried
+    exploits: tuple[dict[str, Any], ...] = ()  # population-based training: each time it continued another trial
 
     @property
     def last_iteration(self) -> int:
@@ -90,7 +94,7 @@ def read(path: Path) -> History:
         return History()
     epochs: dict[int, dict[str, Any]] = {}
     starts: list[dict[str, Any]] = []
-    state, end, last_error = "pending", {}, None
+    state, end, last_error, exploits = "pending", {}, None, []
     for line in lines:
         try:
             e = json.loads(line)
@@ -107,4 +111,29 @@ def read(path: Path) -> History:
             state, end = kind, e
         elif kind == "crashed":
             last_error = e.get("error")
-    return History(tuple(epochs[i] for i in sorted(epochs)), tuple(starts), state, end, last_error)
+        elif kind == "exploit":
+            exploits.append(e)
+    return History(tuple(epochs[i] for i in sorted(epochs)), tuple(starts), state, end, last_error, tuple(exploits))
+
+
+def mirror(root: str | Path, experiment_path: str, info: dict[str, Any]) -> None:
+    """On object storage, where the driver writes the trials' records under its own state directory (`root`):
+    copy the trial's record to its directory of the Tune experiment, where a driver on another machine finds it
+    (`fetch_mirrored`)."""
+    from orchestrator.records import storage_files
+
+    storage_files.write_text(f"{experiment_path.rstrip('/')}/{trial_dirname(info)}/{FILENAME}",
+                             record_path(root, info).read_text())
+
+
+def fetch_mirrored(experiment_path: str, root: Path) -> int:
+    """Copy every record `mirror` left in the Tune experiment into `root`, this machine's records folder for the
+    launch; how many."""
+    from orchestrator.records import storage_files
+
+    found = storage_files.files_named(experiment_path, FILENAME)
+    for location in found:
+        trial_dir = location.rstrip("/").rsplit("/", 2)[-2]
+        (root / trial_dir).mkdir(parents=True, exist_ok=True)
+        storage_files.write_text(str(root / trial_dir / FILENAME), storage_files.read_text(location))
+    return len(found)

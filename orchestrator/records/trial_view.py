@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from orchestrator.contract import ERROR, LAST_STEP, STATE, TERMINAL_STATES
+from orchestrator.contract import ERROR, FALLBACK, LAST_STEP, RUNG, STATE, TERMINAL_STATES
 from orchestrator.records.trial_record import History
 
 
@@ -28,15 +28,18 @@ def trial_view(trial: dict[str, Any], history: History, run: RunSeen | None, swe
     trial's error (the view that prints it shortens it)."""
     tags, metrics = (run.tags, run.metrics) if run else ({}, {})
     state, iteration, error = tags.get(STATE, "pending"), int(tags.get(LAST_STEP, 0)), tags.get(ERROR)
+    rung, fallback = tags.get(RUNG), tags.get(FALLBACK)
     if history.state != "pending":
         state, iteration, error = history.state, history.last_iteration, history.end.get("error")
         metrics = history.epochs[-1] if history.epochs else {}
+        rung, fallback = metrics.get("rung"), metrics.get("fallback")
     if state == "running" and sweep_state != "running":
         state = "interrupted"
     return {"name": trial["name"], "id": trial["id"], "state": state, "iteration": max(iteration, 0),
             "iterations": trial["iterations"], "train_error": metrics.get("train_error"),
             "test_error": metrics.get("test_error"), "images_per_sec": metrics.get("images_per_sec"),
             "error": error if state in ("failed", "diverged") else None,
+            "rung": rung, "fallback": fallback,  # the fallback ladder's rung it trains on, and why not a faster one
             "run_id": run.run_id if run else None}
 
 

@@ -18,6 +18,9 @@ from orchestrator.report.findings import LATE_SPAN, findings
 from orchestrator.report.formats import FORMATS, to_markdown
 from orchestrator.report.notes import degradation_notes
 from orchestrator.report.rows import SweepRuns
+from orchestrator.report.search_figure import search_figure
+from orchestrator.report.search_rows import Search
+from orchestrator.report.search_section import FIGURE as SEARCH_FIGURE, search_lines
 from orchestrator.report.tables import TABLES, fillable
 from orchestrator.report.verdicts import BETTER, NO_VERDICT, WITHIN, WORSE
 
@@ -62,6 +65,18 @@ def unfinished(sweep: SweepRuns) -> tuple[str, ...]:
     return tuple(lines)
 
 
+def rungs(sweep: SweepRuns) -> tuple[str, ...]:
+    """Which rung of the fallback ladder the trials trained on ('compiled bf16: 6 trials'), and a line for each
+    trial whose machine made it drop a faster one: its numbers came from a slower, plainer path."""
+    counts: dict[str, int] = {}
+    for row in sweep.rows:
+        if row.rung:
+            counts[row.rung] = counts.get(row.rung, 0) + 1
+    lines = [f"{rung}: {count} trial{'s' if count > 1 else ''}" for rung, count in sorted(counts.items())]
+    return tuple(lines + [f"{row.run_name} fell back to {row.rung}: {row.fallback}" for row in sweep.rows
+                          if row.fallback])
+
+
 def reproduction_summary(tables: list[Table]) -> tuple[str, ...]:
     """'3 of 5 full-scale cells reproduce the paper (within its spread); 1 better, 1 worse. 4 measured cells are
     not at the paper's scale (no verdict).' over every table built; nothing when no cell has a verdict."""
@@ -80,8 +95,9 @@ def reproduction_summary(tables: list[Table]) -> tuple[str, ...]:
 
 
 def build_report(sweep: SweepRuns, out_dir: Path, paper: Mapping[str, Any],
-                 requested: tuple[str, ...] | None = None) -> Report:
-    """Write the reports for `sweep` into `out_dir`; `requested` overrides the sweep's own report list."""
+                 requested: tuple[str, ...] | None = None, search: Search | None = None) -> Report:
+    """Write the reports for `sweep` into `out_dir`; `requested` overrides the sweep's own report list; a
+    searched sweep's `search` (search_rows.read_search) adds its section and figure."""
     out_dir.mkdir(parents=True, exist_ok=True)
     names, unknown = choose_reports(sweep.reports if requested is None else requested, sweep)
     files: list[Path] = []
@@ -117,8 +133,14 @@ def build_report(sweep: SweepRuns, out_dir: Path, paper: Mapping[str, Any],
         else:
             files.append(FIGURES[name](sweep.rows, out_dir / f"{name}.png"))
             sections += ["", f"### {name}", "", f"![{name}]({name}.png)"]
+    if search is not None:
+        files.append(search_figure(search, out_dir / f"{SEARCH_FIGURE}.png"))
+        sections += search_lines(search)
     if missing:
         sections += ["", "## Still missing", ""] + [f"- {gap}" for gap in missing]
+    trained_as = rungs(sweep)
+    if trained_as:
+        sections += ["", "## How the trials ran", ""] + [f"- {line}" for line in trained_as]
     waiting = unfinished(sweep)
     if waiting:
         sections += ["", "## Trials not finished", ""] + [f"- {line}" for line in waiting]

@@ -2,21 +2,23 @@
 
 Reads the layout orchestrator/contract.py names and orchestrator/tracking writes: one parent run per launch (role
 "sweep", tagged with the sweep's name), one nested child run per trial with the trial's flattened spec as params
-(`model.depth`, `seed`, ...) and its size (`model.params` / `model.macs`), per-epoch metrics with step = iteration,
-a finished trial's `final_*` metrics and its Figure 7 artifact. Errors stay fractions (0..1) here; tables turn
+(`model.depth`, `seed`, ...) and its size (`model.params` / `model.macs`), per-epoch metrics with step = iteration
+(a trial's result is each curve's last point: the run's latest value) and a finished trial's Figure 7 artifact. Errors stay fractions (0..1) here; tables turn
 them into percent.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.contract import (FAILED, FINAL, FINISHED, LAYER_RESPONSES, MODEL_MACS, MODEL_PARAMS, PENDING,
-                                   REPORTS_PARAM, ROLE, RUNNING, STATE, SWEEP, SWEEP_FILE, SWEEP_ROLE, TAG, TRIAL_ID)
-from orchestrator.tracking.runs import child_runs, mlflow_client
+from orchestrator.contract import FALLBACK, RUNG
+from orchestrator.contract import (FAILED, FINISHED, LAYER_RESPONSES, MODEL_MACS, MODEL_PARAMS, PENDING,
+                                   REPORTS_PARAM, RUNNING, STATE, SWEEP_FILE, TAG, TRIAL_ID)
+from orchestrator.tracking.runs import child_runs, latest_parent, mlflow_client
 
 TOP5_METRIC = "test_top5_error"  # multi-crop (10-crop) on ImageNet folders, as ResNet Table 3
 ONE_CROP_METRIC = "test_error_1crop"  # the center crop alone, as ResNeXt's tables (ImageNet folders only)
@@ -63,6 +65,8 @@ class Row:
     layer_std: tuple[float, ...] = ()  # Figure 7: std of each 3x3 layer's response, in layer order
     preact: bool = False
     subset: bool = False  # trained or tested on part of the dataset (data.train_limit / data.test_limit)
+    rung: str | None = None  # the fallback ladder's rung it trained on (`compiled bf16`), when the run says
+    fallback: str | None = None  # why a faster rung was dropped on its machine
 
     @property
     def finished(self) -> bool:
@@ -93,7 +97,7 @@ def read_sweep(name: str, tracking_uri: str | None = None) -> SweepRuns | None:
     sweep logged under another experiment name is found too.
     """
     client = mlflow_client(tracking_uri)
-    parent = _latest_parent(client, name)
+    parent = latest_parent(client, name)
     if parent is None:
         return None
     experiment = client.get_experiment(parent.info.experiment_id)
@@ -104,21 +108,6 @@ def read_sweep(name: str, tracking_uri: str | None = None) -> SweepRuns | None:
                      parent_run_id=parent.info.run_id, reports=_report_list(parent, sweep_file),
                      rows=tuple(sorted(rows, key=lambda r: (r.family, r.residual, r.depth, r.cardinality,
                                                             r.width, r.shortcut, r.seed, r.run_name))))
-
-
-def _latest_parent(client: Any, name: str) -> Any | None:
-    query = f"tags.`{ROLE}` = '{SWEEP_ROLE}' AND tags.`{SWEEP}` = '{name}'"
-    experiment = client.get_experiment_by_name(name)
-    ids = [experiment.experiment_id] if experiment is not None else []
-    ids += [e.experiment_id for e in client.search_experiments() if e.experiment_id not in ids]
-    for experiment_ids in ([ids[0]] if ids else [], ids):  # the sweep's own experiment first, then any
-        if not experiment_ids:
-            continue
-        runs = client.search_runs(experiment_ids, filter_string=query, max_results=1,
-                                  order_by=["attributes.start_time DESC"])
-        if runs:
-            return runs[0]
-    return None
 
 
 def _sweep_file(client: Any, parent_run_id: str) -> dict[str, Any] | None:
@@ -189,9 +178,10 @@ def _run_row(client: Any, run: Any) -> Row:
     state = run.data.tags.get(STATE) or _RUN_STATUS.get(run.info.status, RUNNING)
     curve = tuple((m.step, m.value) for m in sorted(client.get_metric_history(run.info.run_id, CURVE_METRIC),
                                                     key=lambda m: (m.step, m.timestamp)))
-    return _row(run_id=run.info.run_id, run_name=run.info.run_name or run.info.run_id, params=run.data.params,
-                state=state, metrics=run.data.metrics, history=_history(client, run.info.run_id),
-                layers=_layer_responses(client, run.info.run_id), curve=curve)
+    row = _row(run_id=run.info.run_id, run_name=run.info.run_name or run.info.run_id, params=run.data.params,
+               state=state, metrics=run.data.metrics, history=_history(client, run.info.run_id),
+               layers=_layer_responses(client, run.info.run_id), curve=curve)
+    return dataclasses.replace(row, rung=run.data.tags.get(RUNG), fallback=run.data.tags.get(FALLBACK))
 
 
 def _row(run_id: str, run_name: str, params: dict[str, str], state: str, metrics: dict[str, float],
@@ -210,10 +200,9 @@ def _row(run_id: str, run_name: str, params: dict[str, str], state: str, metrics
         family=spec.family, depth=spec.depth, n=spec.n, residual=spec.residual, shortcut=spec.shortcut,
         cardinality=spec.cardinality, width=spec.width, preact=spec.preact,
         seed=_parse(params.get("seed"), int) or 0, dataset=params.get("data.dataset", "cifar10"), state=state,
-        train_error=metrics.get(FINAL + "train_error", last.train_error if last else None),
-        test_error=metrics.get(FINAL + "test_error", last.test_error if last else None),
-        top5_error=metrics.get(FINAL + TOP5_METRIC, metrics.get(TOP5_METRIC)),
-        one_crop_error=metrics.get(FINAL + ONE_CROP_METRIC, metrics.get(ONE_CROP_METRIC)),
+        train_error=metrics.get("train_error", last.train_error if last else None),
+        test_error=metrics.get("test_error", last.test_error if last else None),
+        top5_error=metrics.get(TOP5_METRIC), one_crop_error=metrics.get(ONE_CROP_METRIC),
         params=cost[0], macs=cost[1],
         iterations=_parse(params.get("optim.iterations"), int), iteration=last.iteration if last else None,
         history=history, curve=tuple(dict(curve).items()), layer_names=layers[0], layer_std=layers[1],

@@ -50,12 +50,31 @@ def check_shared_storage(storage: str) -> None:
         return os.path.exists(path)
 
     try:
-        seen = ray.get(on_each_node(sees, nodes, str(marker)), timeout=VISIBILITY_TIMEOUT_S)
+        seen = _answers(on_each_node(sees, nodes, str(marker)), nodes)
     finally:
         marker.unlink(missing_ok=True)
-    blind = [n["NodeManagerAddress"] + f" (node {n['NodeID'][:8]})" for n, ok in zip(nodes, seen) if not ok]
+    blind = [n["NodeManagerAddress"] + f" (node {n['NodeID'][:8]})" for n, ok in zip(nodes, seen) if ok is False]
     if blind:
         raise CliError(
             f"--storage {storage}: not visible from {len(blind)} of the cluster's {len(nodes)} nodes "
             f"({', '.join(blind)}). Since Ray 2.7 the head does not sync trial checkpoints from workers; pass "
             f"--storage with a path every node mounts (NFS, EFS, ...) or a URI such as s3://BUCKET/ray-results.")
+
+
+def _answers(refs: list[Any], nodes: list[dict]) -> list[bool | None]:
+    """Each node's answer; None for a node that left the cluster while it was asked (a preempted spot node): it
+    runs no trial, so what it sees does not matter. Any other error is raised."""
+    import time
+
+    import ray
+
+    deadline = time.monotonic() + VISIBILITY_TIMEOUT_S
+    answers: list[bool | None] = []
+    for ref, node in zip(refs, nodes):
+        try:
+            answers.append(ray.get(ref, timeout=max(0.1, deadline - time.monotonic())))
+        except ray.exceptions.RayError:
+            if any(n["NodeID"] == node["NodeID"] for n in alive_nodes()):
+                raise
+            answers.append(None)
+    return answers

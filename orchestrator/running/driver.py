@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from orchestrator.records import state
+from orchestrator.tracking.outcome import log_outcome
 from orchestrator.tracking.writer import Tracker
 
 
@@ -46,6 +47,7 @@ def drive(record: state.SweepRecord, tuner_factory: Any, resume: bool, earlier: 
         return _interrupted(console, record)
     failed = [r for r in rows if r["state"] == "failed"]
     state.update(record.name, state="failed" if failed else "finished")
+    log_outcome(record.tracking_uri, record.parent_run_id, rows)  # the experiment's runs table shows it
     if tuner is None:  # nothing ran: no callback ended the parent run
         Tracker(record.tracking_uri).end_sweep_on_exit(record.parent_run_id, "failed" if failed else "finished")
     _summary(console, record, rows, counts, elapsed, resume)
@@ -92,6 +94,9 @@ def _summary(console: Any, record: state.SweepRecord, rows: list[dict], counts: 
     console.print(f"compare the runs in MLflow: {browse_hint(record.tracking_uri, record.parent_run_id)}",
                   highlight=False, soft_wrap=True)
     console.print(f"status:  resnet-sweep status {record.name}", highlight=False)
+    log = state.launch_log(record.name)
+    if log.is_file() and log.stat().st_mtime >= time.time() - elapsed:  # written by this driver
+        console.print(f"tracebacks of the trials' crashes: {log}", highlight=False, soft_wrap=True)
     for r in rows:
         if r["state"] == "failed":
             console.print(f"failed: {r['name']}: {last_line(r.get('error')) or 'no error text'}", highlight=False,

@@ -47,20 +47,23 @@ def stage(sweep: SweepSpec, into: Path) -> Path:
     return into
 
 
-def entrypoint(tracking_uri: str, storage: str | None) -> str:
+def entrypoint(tracking_uri: str, storage: str | None, new_launch: bool = False) -> str:
     words = ["python", "-m", "orchestrator.cli", "run", "sweep.yaml", "--tracking-uri", tracking_uri]
     if storage:
         words += ["--storage", storage]
+    if new_launch:
+        words.append("--new-launch")
     return shlex.join(words)
 
 
-def submit(sweep: SweepSpec, address: str, tracking_uri: str, storage: str | None) -> Submission:
+def submit(sweep: SweepSpec, address: str, tracking_uri: str, storage: str | None,
+           new_launch: bool = False) -> Submission:
     from ray.job_submission import JobSubmissionClient
 
     client = JobSubmissionClient(address)
     job_id = f"{sweep.name}-{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"  # unique, sorts by time
     with tempfile.TemporaryDirectory(prefix="resnet-sweep-job-") as tmp:
-        client.submit_job(entrypoint=entrypoint(tracking_uri, storage), submission_id=job_id,
+        client.submit_job(entrypoint=entrypoint(tracking_uri, storage, new_launch), submission_id=job_id,
                           runtime_env={"working_dir": str(stage(sweep, Path(tmp)))},
                           metadata={SWEEP: sweep.name})
     submission = Submission(sweep.name, job_id, address, tracking_uri, storage,

@@ -19,6 +19,7 @@ from orchestrator.contract import GIT_COMMIT, VERSION
 from orchestrator.errors import CliError
 from orchestrator.records import state, trial_record
 from orchestrator.running.driver import drive
+from orchestrator.running.unfinished import unfinished_launch
 from orchestrator.specs.expansion import expand, probe_trials
 from orchestrator.specs.sweep import SweepSpec, Trial
 
@@ -35,18 +36,26 @@ class LaunchOptions:
     tracking_uri: str | None = None
 
 
-def launch(sweep: SweepSpec, sweep_file: str, options: LaunchOptions) -> int:
-    """Start a new launch of `sweep` (read from `sweep_file`) and drive it to its end; the exit code."""
+def launch(sweep: SweepSpec, sweep_file: str, options: LaunchOptions, new_launch: bool = False) -> int:
+    """Drive the launch of `sweep` (read from `sweep_file`) to its end; the exit code. The same command run again
+    continues an unfinished launch of the same sweep in the same storage (a retried job, a new head node with an
+    empty disk) under its MLflow parent run; `new_launch` starts a new one regardless."""
     from orchestrator.tracking.uris import default_tracking_uri
     from orchestrator.tracking.writer import Tracker
 
     trials = expand(sweep)
+    storage = _storage_location(options.storage)
+    unfinished = None if new_launch else unfinished_launch(sweep, storage)
+    if unfinished is not None:
+        print(f"continuing the unfinished launch of {sweep.name!r} from {unfinished.created} (MLflow parent run "
+              f"{unfinished.parent_run_id}): finished trials are kept, the others go on from their latest "
+              f"checkpoints; `--new-launch` starts a new one", flush=True)
+        return resume(sweep.name, options)
     state.check_not_running(sweep.name)
     _note_interrupted_launch(sweep.name)
     tracking_uri = options.tracking_uri or default_tracking_uri()
     if not _tracking_reachable(tracking_uri, "run"):
         return 1
-    storage = _storage_location(options.storage)
     _check_where_trials_run(sweep, trials or probe_trials(sweep), sweep_file, options.address, options.num_cpus,
                             storage)
     sweep_dict = sweep.to_dict()
@@ -81,11 +90,13 @@ def resume(name: str, options: LaunchOptions) -> int:
     if not _tracking_reachable(record.tracking_uri, "resume"):
         return 1
     sweep = sweep_from_dict(yaml12.load(record.sweep_copy.read_text()))
-    if sweep.search.kind == "optuna":
-        raise CliError(f"sweep {name!r} searches with optuna: `resume` cannot continue a search (the sampler's "
-                       f"study lives in the driver that stopped); its finished trials stay in MLflow, and "
-                       f"`resnet-sweep run {record.sweep_file}` starts a new search")
-    trials = expand(sweep)
+    searched = sweep.search.kind == "optuna"
+    if searched:  # the trials its searcher handed out, as it saved them (running/search.py)
+        from orchestrator.running.search import handed_out
+
+        trials = handed_out(record.records)
+    else:
+        trials = expand(sweep)
     histories = {t.id: trial_record.read(trial_record.record_path(record.records, t.to_dict())) for t in trials}
     tracker = Tracker(record.tracking_uri)
     behind = tracker.sync_trials(record.parent_run_id, record.records,
@@ -103,21 +114,23 @@ def resume(name: str, options: LaunchOptions) -> int:
     remaining = [t for t in trials if not histories[t.id].done]
     options = LaunchOptions(options.address or record.address, options.num_cpus, record.storage_path,
                             record.tracking_uri)
-    _check_where_trials_run(sweep, remaining, record.sweep_file, options.address, options.num_cpus)
+    _check_where_trials_run(sweep, remaining + (probe_trials(sweep) if searched else []), record.sweep_file,
+                            options.address, options.num_cpus)  # a search's new samples: its space's ends
     earlier = [{"config": {"trial": t.to_dict()}, "last_result": _last_result(histories[t.id]),
                 "status": "TERMINATED"} for t in trials if histories[t.id].done]
     factory = _tuner_factory(sweep, remaining, record, options,
                              before=lambda: tracker.reopen_sweep(record.parent_run_id),
-                             restore_from=lambda: _object_storage_checkpoints(record, remaining))
-    return drive(record, factory if remaining else None, resume=True, earlier=earlier)
+                             restore_from=lambda: _object_storage_checkpoints(record, remaining), resumed=True)
+    samples_left = searched and len(trials) < (sweep.search.num_samples or 0)
+    return drive(record, factory if remaining or samples_left else None, resume=True, earlier=earlier)
 
 
 def _tuner_factory(sweep: SweepSpec, trials: list[Trial], record: state.SweepRecord, options: LaunchOptions,
                    before: Callable[[], None] = lambda: None,
-                   restore_from: Callable[[], dict[str, str]] = dict) -> Callable[[], Any]:
+                   restore_from: Callable[[], dict[str, str]] = dict, resumed: bool = False) -> Callable[[], Any]:
     """The one Tuner a launch and a resume both build, made when `drive` is ready for it: Ray started (a no-op
     when it already is), each trial's resources fitted to the cluster, `before()` done, the MLflow callback
-    writing to the launch's parent run."""
+    writing to the launch's parent run; `resumed`: a search continues from the state saved with its records."""
 
     def build() -> Any:
         from orchestrator.running.mlflow_callback import MlflowSweepCallback
@@ -130,10 +143,17 @@ def _tuner_factory(sweep: SweepSpec, trials: list[Trial], record: state.SweepRec
         if note:
             print(f"note: {note}")
         before()
-        callbacks = [MlflowSweepCallback(record.tracking_uri, record.parent_run_id, record.records, sweep.name),
-                     ProgressCallback(f"Sweep {sweep.name}")]
+        from orchestrator.running.retries import RetryLines, quiet_tune_tracebacks
+
+        quiet_tune_tracebacks()
+        mirror_to = record.experiment_path if record.records_root else None  # object storage (trial_record)
+        callbacks = [MlflowSweepCallback(record.tracking_uri, record.parent_run_id, record.records, sweep.name,
+                                         mirror_to),
+                     ProgressCallback(f"Sweep {sweep.name}"),
+                     RetryLines(record.records, sweep.max_failures, state.launch_log(sweep.name))]
         experiment_dir = record.experiment_path.rstrip("/").rpartition("/")[2]
-        return build_tuner(sweep, trials, resources, record.storage_path, experiment_dir, callbacks, restore_from())
+        return build_tuner(sweep, trials, resources, record.storage_path, experiment_dir, callbacks, restore_from(),
+                           record.records, resumed)
 
     return build
 
@@ -153,13 +173,32 @@ def _check_where_trials_run(sweep: SweepSpec, trials: list[Trial], sweep_file: s
         if storage is not None:
             check_shared_storage(storage)
     check_sweep_data(sweep, trials, sweep_file, on_cluster)
+    _check_trials_fit(sweep, trials, on_cluster)
+
+
+def _check_trials_fit(sweep: SweepSpec, trials: list[Trial], on_cluster: bool) -> None:
+    """Refuse a trial that cannot fit in the share of a GPU it will get, as `plan` does, where the GPUs' memory is
+    known (this machine's GPU, else its GPU profile). Trials on CPUs have no such limit: a local Ray without a
+    GPU runs every trial on the CPU."""
+    import torch
+
+    share, gpu_here = sweep.resources.worker_gpu, torch.cuda.is_available()
+    if share == 0 or (share is None or not on_cluster) and not gpu_here:
+        return
+    from orchestrator.specs.plan import Throughput, check_fits, gpu_memory_here, plan_trial
+
+    gpu_memory = gpu_memory_here()
+    if gpu_memory:
+        check_fits(sweep, tuple(plan_trial(i, t, Throughput.assumed_gpu(), sweep.resources.workers)
+                                for i, t in enumerate(trials)), gpu_memory)
 
 
 def _note_interrupted_launch(name: str) -> None:
     previous = state.find(name)
     if previous is not None and previous.effective_state() == "interrupted":
         print(f"note: the interrupted launch of {name!r} ({previous.created}) stays in MLflow; this is a new "
-              f"launch (`resnet-sweep resume {name}` would have continued it)")
+              f"launch (`resnet-sweep run` without `--new-launch`, or `resnet-sweep resume {name}`, would have "
+              f"continued it)")
 
 
 def _tracking_reachable(tracking_uri: str, command: str) -> bool:

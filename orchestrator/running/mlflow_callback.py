@@ -27,9 +27,11 @@ class MlflowSweepCallback(Callback):
     """Tune's events append what only the driver sees to the trial's record and mark the trial changed; a
     background thread syncs changed trials in the order they changed."""
 
-    def __init__(self, tracking_uri: str, parent_run_id: str, records_root: str, sweep_name: str):
+    def __init__(self, tracking_uri: str, parent_run_id: str, records_root: str, sweep_name: str,
+                 mirror_to: str | None = None):
+        """mirror_to: on object storage, the Tune experiment where each record the driver keeps is copied."""
         self.tracking_uri, self.parent_run_id = tracking_uri, parent_run_id
-        self.records_root, self.sweep_name = records_root, sweep_name
+        self.records_root, self.sweep_name, self.mirror_to = records_root, sweep_name, mirror_to
         self._reset()
 
     def _reset(self) -> None:
@@ -44,7 +46,7 @@ class MlflowSweepCallback(Callback):
     def __getstate__(self) -> dict[str, Any]:
         # Tune writes this into tuner.pkl on the sweep's storage (a bucket others may read): no password there.
         return {"tracking_uri": redact_uri(self.tracking_uri), "parent_run_id": self.parent_run_id,
-                "records_root": self.records_root, "sweep_name": self.sweep_name}
+                "records_root": self.records_root, "sweep_name": self.sweep_name, "mirror_to": self.mirror_to}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -91,6 +93,7 @@ class MlflowSweepCallback(Callback):
                 changed, self._changed = list(self._changed), {}
             failed = []
             for trial_id in changed:
+                self._mirror(self._infos[trial_id])
                 try:
                     self._tracker.sync_trial(self.parent_run_id, self.records_root, self._infos[trial_id])
                 except Exception as err:  # noqa: BLE001  the record keeps it; tried again below
@@ -103,6 +106,17 @@ class MlflowSweepCallback(Callback):
             with self._wake:
                 self._changed = {**dict.fromkeys(failed), **self._changed}
                 self._wake.wait_for(lambda: self._stopping, timeout=wait)
+
+    def _mirror(self, info: dict[str, Any]) -> None:
+        if self.mirror_to is None:
+            return
+        try:
+            trial_record.mirror(self.records_root, self.mirror_to, info)
+        except OSError as err:  # the local record stands; only a driver on another machine would miss it
+            warning = f"could not copy {info['name']}'s record to {self.mirror_to}: {err}"
+            if warning not in self._warned:
+                self._warned.add(warning)
+                print(f"resnet-sweep: {warning}", file=sys.stderr, flush=True)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         with self._wake:

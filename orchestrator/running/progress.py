@@ -1,16 +1,20 @@
 """The live table `run` and `resume` show: one row per trial with its state, progress and latest errors.
 
 A Ray Tune callback in the driver. On a terminal it redraws a rich table at most twice a second; into a pipe or
-a log file it prints one line per finished, diverged or failed trial instead of redrawing.
+a log file (a submitted job's log, `run > log`) it prints a line as each trial starts and ends, and a summary
+line (trials running and finished, iterations done, ETA) every PROGRESS_EVERY_S seconds, so a log shows how the
+sweep goes long before its first trial ends.
 """
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 from ray.tune import Callback
 
 REFRESH_S = 0.5
+PROGRESS_EVERY_S = float(os.environ.get("RESNET_SWEEPS_PROGRESS_S", "30"))  # summary lines into a pipe or log
 _STATE = {"PENDING": "pending", "RUNNING": "running", "PAUSED": "paused", "TERMINATED": "finished",
           "ERROR": "failed"}
 
@@ -57,6 +61,32 @@ def render(rows: list[dict[str, Any]], title: str) -> Any:
     return table
 
 
+def summary_line(rows: list[dict[str, Any]], elapsed_s: float) -> str:
+    """'progress: 2 running, 1 finished of 4 trials; 1,230/4,000 iterations (31%); ETA 4m10s': iterations and ETA
+    by status's rule (records/trial_view.py), at the pace of the `elapsed_s` seconds this driver has run."""
+    from datetime import datetime, timedelta, timezone
+
+    from orchestrator.records.trial_view import sweep_progress
+
+    now = datetime.now(timezone.utc)
+    progress = sweep_progress([{**r, "iteration": r["iteration"] or 0} for r in rows],
+                              (now - timedelta(seconds=elapsed_s)).isoformat(), "running", now=now)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["state"]] = counts.get(r["state"], 0) + 1
+    done, total = progress["iterations_done"], progress["iterations_total"]
+    eta = f"; ETA {_duration(progress['eta_s'])}" if progress["eta_s"] is not None else ""
+    states = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    share = 100 * done / max(total, 1)
+    return f"progress: {states} of {len(rows)} trials; {done:,}/{total:,} iterations ({share:.0f}%){eta}"
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
 def _pct(value: float | None) -> str:
     return f"{100 * value:.2f}" if isinstance(value, (int, float)) else "-"
 
@@ -71,6 +101,8 @@ class ProgressCallback(Callback):
         self._console: Any = None
         self._last = 0.0
         self._reported: set[str] = set()
+        self._started: set[str] = set()
+        self._since = self._summarised = time.monotonic()
 
     def __getstate__(self) -> dict[str, Any]:
         return {"title": self.title}
@@ -107,11 +139,18 @@ class ProgressCallback(Callback):
 
         shown = ("finished", "diverged", "failed") + (() if interrupt.requested() else ("stopped",))
         for r in rows:
+            if r["state"] != "pending" and r["id"] not in self._started:
+                self._started.add(r["id"])
+                self._console.print(f"{'started':>8}  {r['name']}  iteration {r['iteration'] or 0:,}/"
+                                    f"{r['iterations']:,}", highlight=False)
             if r["state"] in shown and r["id"] not in self._reported:
                 self._reported.add(r["id"])
                 self._console.print(f"{r['state']:>8}  {r['name']}  iteration {r['iteration'] or 0:,}/"
                                     f"{r['iterations']:,}  train err {_pct(r['train_error'])}%  "
                                     f"test err {_pct(r['test_error'])}%", highlight=False)
+        if time.monotonic() - self._summarised >= PROGRESS_EVERY_S:
+            self._summarised = time.monotonic()
+            self._console.print(summary_line(rows, self._summarised - self._since), highlight=False)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self._draw(trials)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from orchestrator.specs.sweep import SweepSpec
 
@@ -41,6 +42,23 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
                  configure_logging=True)
 
 
+def trials_per_gpu(sweep: SweepSpec, profile_dir: Path | None = None) -> int:
+    """`resources.gpu: auto`: as many trials on one GPU as the machine profile measured to pay off (its best
+    number of packed processes) and as fit in the GPU's memory at the sweep's largest peak (resnet_core/memory.py);
+    1 without a GPU profile."""
+    from orchestrator.specs.expansion import expand, probe_trials
+    from resnet_core.machine_profile import find_profile
+    from resnet_core.memory import estimate_memory
+
+    profile = find_profile(directory=profile_dir)
+    if not profile or not profile.get("trials_per_gpu"):
+        return 1
+    trials = probe_trials(sweep) if sweep.search.kind == "optuna" else expand(sweep)
+    peak = max(estimate_memory(t.spec, t.spec.runtime.precision != "fp32").total for t in trials)
+    fit = int(profile["gpu_memory_bytes"] // peak) if profile.get("gpu_memory_bytes") else profile["trials_per_gpu"]
+    return max(1, min(int(profile["trials_per_gpu"]), fit))
+
+
 @dataclass(frozen=True)
 class TrialResources:
     """What one trial asks Ray for: `workers` processes of `cpu` CPUs and `gpu` GPUs each."""
@@ -60,6 +78,8 @@ def trial_resources(sweep: SweepSpec) -> tuple[TrialResources, str | None]:
     gpus = cluster.get("GPU", 0)
     wanted, workers = sweep.resources.worker_gpu, sweep.resources.workers
     gpu = (1.0 if gpus else 0.0) if wanted is None else wanted
+    if sweep.resources.gpu == "auto" and gpus:
+        gpu = 1.0 / trials_per_gpu(sweep)
     note = None
     if gpu and not gpus and _joined_cluster:
         note = (f"resources.gpu is {gpu:g} but this Ray cluster has no GPU now: trials wait for GPU nodes "

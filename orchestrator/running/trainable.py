@@ -19,7 +19,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from orchestrator.contract import SYSTEM_SAMPLE
 from orchestrator.records import trial_record
+from orchestrator.running.best_checkpoint import keep_if_best
+from orchestrator.running.pbt import exploit_restore, hyperparameters
+from orchestrator.running.system_metrics import Sampler
 
 
 def trainable(config: dict[str, Any]) -> None:
@@ -54,6 +58,7 @@ def run_trial(config: dict[str, Any], report: Report, previous: Any, leader: boo
     checkpoint_dir = durable or work / "checkpoint"
     record = durable.parent / trial_record.FILENAME if durable is not None and leader else None
     for_driver: list[dict[str, Any]] = []  # object storage: events the driver records (see trial_record)
+    sampler = Sampler().start() if leader else None  # the process's CPU, memory, GPU: into each epoch's line
 
     def note(*events: dict[str, Any]) -> None:
         if leader and record is not None:
@@ -70,8 +75,12 @@ def run_trial(config: dict[str, Any], report: Report, previous: Any, leader: boo
 
     try:
         spec = TrialSpec.from_dict(info["spec"])
-        restored = None
-        if durable is not None and (durable / "checkpoint.pt").is_file():
+        restored, exploited = None, {}
+        if info.get("exploit"):  # population-based training: continue another trial's checkpoint, new values
+            restored, exploited = exploit_restore(info, record, previous, durable, work)
+        if exploited:
+            pass  # its own latest/ now holds the other trial's checkpoint
+        elif durable is not None and (durable / "checkpoint.pt").is_file():
             # A retry after a crash, or `resume` after the driver died: train() rewrites this one before every
             # report, so it is never older than the checkpoint Ray hands back (and often an epoch newer).
             restored = durable
@@ -81,20 +90,27 @@ def run_trial(config: dict[str, Any], report: Report, previous: Any, leader: boo
             found = previous if previous is not None else tune.Checkpoint(info["restore_from"])
             restored = Path(found.to_directory(str(work / "restored")))
         iteration, last_epoch = _restored_position(restored)  # now: train() rewrites latest/ as it goes
-        events = [trial_record.event("start", resumed_from_iteration=iteration, **environment())]
-        if last_epoch and (record is None or last_epoch["iteration"] > trial_record.read(record).last_iteration):
+        events = [trial_record.event("start", resumed_from_iteration=iteration, **environment(), **exploited)]
+        behind = record is None or (last_epoch or {}).get("iteration", -1) > trial_record.read(record).last_iteration
+        if last_epoch and behind and not exploited:  # the other trial's epochs are not this one's
             events.append(trial_record.event("epoch", **last_epoch))  # killed after its checkpoint, before its line
         note(*events)
         try:
             for metrics in train(spec, checkpoint_dir=checkpoint_dir, resume_from=restored):
-                note(trial_record.event("epoch", **metrics))
+                metrics = {**metrics, **hyperparameters(config)}  # PBT's values as curves: they change
+                note(trial_record.event("epoch", **metrics, **({SYSTEM_SAMPLE: sampler.take()} if sampler else {})))
+                if leader:
+                    keep_if_best(durable, metrics)  # tracking.models: best logs it once the trial has finished
                 result = {k: v for k, v in metrics.items() if k != "done"}  # "done" means stop to Tune
                 result["final"] = bool(metrics.get("done"))
                 if for_driver:
                     result["record"], for_driver = for_driver, []
                 # Ray gets a copy only when storage is no file system (s3://): otherwise latest/ is the newest
                 # checkpoint every node sees, and a copy per epoch would double the checkpoint I/O for nothing.
-                report(result, checkpoint_dir if leader and durable is None and checkpoint_dir.is_dir() else None)
+                # PBT copies checkpoints from trial to trial through Tune: one at each round of its own.
+                every = config.get("checkpoint_every")
+                due = durable is None or (every and (result["final"] or metrics["epoch"] % every == 0))
+                report(result, checkpoint_dir if leader and due and checkpoint_dir.is_dir() else None)
         except DivergedError as err:  # recorded as an outcome, not retried: the same seed diverges again
             end(trial_record.event("diverged", diverged_at_iteration=err.iteration, error=str(err)))
     except SpecError as err:
@@ -105,6 +121,8 @@ def run_trial(config: dict[str, Any], report: Report, previous: Any, leader: boo
         err.args = (f"trial {info['name']}: {err}",)
         raise
     finally:
+        if sampler is not None:
+            sampler.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

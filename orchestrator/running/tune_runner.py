@@ -1,8 +1,11 @@
 """Ray Tune runs a sweep's trials: one Tune trial per expanded trial spec (the trainable: running/trainable.py).
 
-FIFO sweeps use Tune's result buffering (see RESULT_BUFFER_S); ASHA sees every epoch. `resume` builds a fresh
+FIFO sweeps use Tune's result buffering (see RESULT_BUFFER_S); ASHA and PBT see every epoch, and count time in
+the trials' own `epoch` (Tune's training_iteration starts again at 1 in a resumed trial). `resume` builds a fresh
 Tuner of the trials not done, in the same experiment directory; on object storage it hands each trial Tune's
-newest checkpoint of it (newest_tune_checkpoint).
+newest checkpoint of it (newest_tune_checkpoint). A search's searcher and ASHA's rungs are saved beside the trials'
+records and restored on `resume` (running/search.py); PBT's population starts its rounds again, each trial with
+the values of its latest exploit (running/pbt.py).
 """
 from __future__ import annotations
 
@@ -52,38 +55,51 @@ def _wrapped(resources: TrialResources, experiment_path: str) -> Any:
 
 
 def build_tuner(sweep: SweepSpec, trials: list[Trial], resources: TrialResources, storage_path: str,
-                experiment_dir: str, callbacks: list, restore_from: dict[str, str] | None = None) -> Any:
+                experiment_dir: str, callbacks: list, restore_from: dict[str, str] | None = None,
+                records_root: str | None = None, resumed: bool = False) -> Any:
     """A Tuner for `trials` (a fresh one for `resume` too: the trials not done, in the same experiment directory,
-    each continuing from its latest/ checkpoint, or from `restore_from[trial id]` on object storage)."""
+    each continuing from its latest/ checkpoint, or from `restore_from[trial id]` on object storage).
+    `records_root`: where the trials' records are, and a search's state beside them; `resumed`: continue the
+    search saved there."""
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.schedulers import FIFOScheduler
 
     from orchestrator.running.interrupt import WatchInterrupt
 
     s = sweep.scheduler
     state_dir = trial_record.shared_state_dir(storage_path, experiment_dir)
+    records_root = records_root or state_dir
     scheduler: Any = FIFOScheduler()
     searched = sweep.search.kind == "optuna"
-    if s.kind == "fifo":  # ASHA decides on every result: a buffered trial would train past its stop
+    if s.kind == "fifo":  # ASHA and PBT decide on every result: a buffered trial would train past its stop
         os.environ.setdefault("TUNE_RESULT_BUFFER_LENGTH", "1000")  # epochs a trial may hand over at once
         os.environ.setdefault("TUNE_RESULT_BUFFER_MIN_TIME_S", RESULT_BUFFER_S)
         os.environ.setdefault("TUNE_RESULT_BUFFER_MAX_TIME_S", RESULT_BUFFER_S)
     if s.kind == "asha":
+        from orchestrator.running.search import SavedASHA
         from orchestrator.specs.expansion import probe_trials
 
-        # Tune's training_iteration counts reports, i.e. epochs; a searched sweep's longest is at its space's ends
+        # a searched sweep's longest trial is at its space's ends
         epochs = max(trial_epochs(t) for t in (probe_trials(sweep) if searched else trials))
-        scheduler = ASHAScheduler(time_attr="training_iteration", metric=s.metric, mode=s.mode,
-                                  max_t=s.max_t or epochs, grace_period=s.grace_period,
-                                  reduction_factor=s.reduction_factor)
+        scheduler = SavedASHA(records_root, resumed, time_attr="epoch", metric=s.metric, mode=s.mode,
+                              max_t=s.max_t or epochs, grace_period=s.grace_period,
+                              reduction_factor=s.reduction_factor)
     search: dict[str, Any] = {}
     infos = [{**t.to_dict(), **({"restore_from": restore_from[t.id]} if t.id in (restore_from or {}) else {})}
              for t in trials]
     space: dict[str, Any] = {"trial": tune.grid_search(infos), "state_dir": state_dir}
+    if s.kind == "pbt":
+        from orchestrator.running.pbt import Population, continued, first_round
+
+        scheduler = Population(s, records_root, first_round(infos, records_root, s.perturbation_interval))
+        space = {"trial": tune.grid_search([continued(i, records_root) for i in infos]), "state_dir": state_dir,
+                 "mutable": [d.key for d in s.mutations], "checkpoint_every": s.perturbation_interval}
     if searched:  # the searcher hands out whole trials (running/search.py)
         from orchestrator.running.search import SweepSearch
 
-        search = {"search_alg": SweepSearch(sweep, state_dir), "num_samples": sweep.search.num_samples}
+        searcher = SweepSearch(sweep, state_dir, records_root)
+        samples = searcher.continue_from(records_root) if resumed else sweep.search.num_samples
+        search = {"search_alg": searcher, "num_samples": samples}
         space = {}
     tune_config = tune.TuneConfig(scheduler=scheduler, reuse_actors=True, trial_name_creator=trial_name,
                                   trial_dirname_creator=trial_dirname,
@@ -91,7 +107,8 @@ def build_tuner(sweep: SweepSpec, trials: list[Trial], resources: TrialResources
     run_config = tune.RunConfig(
         name=experiment_dir, storage_path=storage_path, verbose=0, callbacks=[*callbacks, WatchInterrupt()],
         failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2))  # s3:// only; ResNet-1202: 0.2 GB each
+        # s3:// (and PBT's rounds) only; ResNet-1202: 0.2 GB each. PBT copies the newest one of a round.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if s.kind == "pbt" else 2))
     experiment_path = f"{storage_path.rstrip('/')}/{experiment_dir}"
     return tune.Tuner(_wrapped(resources, experiment_path), param_space=space,
                       tune_config=tune_config, run_config=run_config)

@@ -3,28 +3,32 @@ estimated training time. Specs in, rows out (`resnet-sweep plan` formats them); 
 calibration on this machine's CPU when the estimate is for the CPU.
 
 The time is an ESTIMATE scaled from one reference figure, ResNet-20's training images/s, by each trial's
-multiply-adds per image. Where the figure comes from, in order: `plan --throughput N`; on a GPU, the latest
-`plan-reference:` line bench/gpu_check.py wrote into bench/RESULTS.md (a measurement on such a GPU), else an
-assumed H100 figure; on the CPU, a calibration here (a few real training steps of ResNet-20, about a second).
-The plan says which, and whether it was measured.
+multiply-adds per image. Where the figure comes from, in order: `plan --throughput N`; on a GPU, the machine
+profile `resnet-sweep doctor --gpu` measured on this GPU model (resnet_core/machine_profile.py, in the state
+directory; the newest GPU profile when planning from a machine without one), else an assumed H100 figure; on the
+CPU, a calibration here (a few real training steps of ResNet-20, about a second). The plan says which, and whether
+it was measured.
+
+Each trial's peak training memory is computed from its model (resnet_core/memory.py); a trial that cannot fit in
+the share of a GPU it will get is refused before anything starts.
 """
 from __future__ import annotations
 
 import functools
 import math
 import os
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from orchestrator.errors import CliError
 from orchestrator.specs.expansion import expand, probe_trials
 from orchestrator.specs.sweep import SweepSpec, Trial
 from resnet_core.schedule import split_sizes, steps_per_epoch
 from resnet_core.spec import ModelSpec
 
-# Assumed for GPUs until bench/gpu_check.py has measured one (no session has had a GPU yet). Small nets leave a GPU
-# underused, so the multiply-add rate grows with model size; two reference points, interpolated in
+# Assumed for GPUs until `resnet-sweep doctor --gpu` has measured one (no session has had a GPU yet). Small nets
+# leave a GPU underused, so the multiply-add rate grows with model size; two reference points, interpolated in
 # log(multiply-adds):
 # - ResNet-20 (CIFAR, 41M mult-adds): about 50k training images/s on one H100 with bf16 autocast and CUDA graphs
 #   (the figures quoted for one H100: 10k for one eager process, 86k for eight packed ones; 50k sits between);
@@ -36,8 +40,6 @@ REFERENCE_IMAGES_PER_SEC = 50_000.0
 _SMALL = (ModelSpec(family="cifar", depth=20), 10, REFERENCE_IMAGES_PER_SEC)
 _LARGE = (ModelSpec(family="imagenet", depth=50), 1000, 3_000.0)
 EVAL_COST = 1 / 3  # a forward pass is about a third of forward + backward
-RESULTS_MD = Path(__file__).resolve().parents[1] / "bench" / "RESULTS.md"  # exists in a checkout
-_REFERENCE_LINE = re.compile(r"^plan-reference: resnet20 batch 128 (?P<ips>[0-9.]+) images/s on (?P<what>.+)$")
 CALIBRATION = {"batch": 32, "warmup_steps": 1, "steps": 3}  # about a second on one core
 
 Device = Literal["cpu", "gpu"]
@@ -61,21 +63,31 @@ class Throughput:
     def assumed_gpu(cls) -> "Throughput":
         return cls("gpu", REFERENCE_IMAGES_PER_SEC,
                    f"assumed: {REFERENCE_IMAGES_PER_SEC:,.0f} ResNet-20 images/s (and {_LARGE[2]:,.0f} for "
-                   "ResNet-50) on one H100 with bf16, not measured; bench/gpu_check.py --record measures it", False)
+                   "ResNet-50) on one H100 with bf16, not measured; `resnet-sweep doctor --gpu` measures it", False)
 
 
-def measured_gpu(results: Path = RESULTS_MD) -> Throughput | None:
-    """The newest `plan-reference:` line in bench/RESULTS.md (written by bench/gpu_check.py --record)."""
-    try:
-        lines = results.read_text().splitlines()
-    except OSError:
+def measured_gpu(directory: Path | None = None, gpu: str | None = None) -> Throughput | None:
+    """ResNet-20's best images/s in the machine profile of `gpu` (or the newest GPU profile), when there is one."""
+    from resnet_core.machine_profile import find_profile
+
+    profile = find_profile(gpu, directory=directory)
+    row = ((profile or {}).get("images_per_sec") or {}).get("resnet20") or {}
+    modes = {k: v for k, v in row.items() if k in ("eager", "compiled", "step_graph") and isinstance(v, float)}
+    if not modes:
         return None
-    for line in reversed(lines):
-        found = _REFERENCE_LINE.match(line.strip())
-        if found:
-            return Throughput("gpu", float(found["ips"]), f"measured: {float(found['ips']):,.0f} ResNet-20 "
-                              f"images/s on {found['what']} (bench/RESULTS.md)", True)
-    return None
+    mode = max(modes, key=modes.get)
+    return Throughput("gpu", modes[mode], f"measured: {modes[mode]:,.0f} ResNet-20 images/s on {profile['gpu']} "
+                      f"({mode}, torch {profile.get('torch')}, profile {profile['path']})", True)
+
+
+def tiny_profile_note(directory: Path | None = None) -> str:
+    """Said beside an assumed GPU figure when this machine has only the doctor's tiny CPU profile: it proved the
+    code path on the CPU; its figures are no GPU's."""
+    from resnet_core.machine_profile import TINY_CPU, find_profile
+
+    tiny = find_profile(kind=TINY_CPU, directory=directory)
+    return "" if tiny is None else (f"; the machine profile here is a tiny CPU profile ({tiny['path']}: the GPU "
+                                    "stages' code path on the CPU, not a GPU's figures), so it is not used")
 
 
 @functools.lru_cache(maxsize=None)
@@ -114,7 +126,14 @@ def throughput_for(sweep: SweepSpec, device: Device | None = None) -> Throughput
 
         device = estimate_device(sweep, torch.cuda.is_available())
     if device == "gpu":
-        return measured_gpu() or Throughput.assumed_gpu()
+        import torch
+
+        here = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+        measured = (measured_gpu(gpu=here) if here else None) or measured_gpu()
+        if measured is not None:
+            return measured
+        assumed = Throughput.assumed_gpu()
+        return Throughput("gpu", assumed.images_per_sec, assumed.source + tiny_profile_note(), False)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return calibrate_cpu(max(1, min(cores, math.floor(sweep.resources.cpu))))
 
@@ -134,6 +153,7 @@ class TrialPlan:
     epochs: float  # derived: iterations / full batches per epoch (resnet_core.schedule)
     est_seconds: float  # on the plan's device, the trial alone
     varied: dict[str, Any]
+    peak_memory_bytes: int = 0  # training, on one device (one worker's share of a data-parallel trial)
 
 
 @dataclass(frozen=True)
@@ -150,6 +170,7 @@ class SweepPlan:
     throughput_images_per_sec: float
     throughput_source: str
     throughput_measured: bool
+    gpu_memory_bytes: float | None = None  # each GPU's, when known: what a trial's share is checked against
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -164,8 +185,9 @@ def _cost(model: ModelSpec, num_classes: int, image_size: int | None) -> tuple[i
     return cost.params, cost.macs, cost.image_size
 
 
-def plan_trial(index: int, trial: Trial, throughput: Throughput) -> TrialPlan:
+def plan_trial(index: int, trial: Trial, throughput: Throughput, workers: int = 1) -> TrialPlan:
     from resnet_core.accounting import trial_cost  # cached per frozen spec
+    from resnet_core.memory import estimate_memory  # cached per model, batch and size
 
     spec = trial.spec
     cost = trial_cost(spec)
@@ -175,9 +197,39 @@ def plan_trial(index: int, trial: Trial, throughput: Throughput) -> TrialPlan:
     epochs = spec.optim.iterations / steps_per_epoch(train_images, spec.optim.batch_size)
     evaluated = test_images * math.ceil(epochs) * EVAL_COST  # one test pass per epoch
     seconds = (images + evaluated) * macs / macs_per_sec(macs, throughput)
+    precision = spec.runtime.precision  # auto: reduced precision on a GPU (bf16, or fp16 on older ones)
+    reduced = precision in ("bf16", "fp16") or (precision == "auto" and throughput.device == "gpu")
+    memory = estimate_memory(spec, reduced, workers)
     return TrialPlan(index, trial.id, trial.name, spec.model.name, params, macs, image_size,
                      spec.optim.iterations, spec.optim.batch_size, train_images, round(epochs, 2), seconds,
-                     {k: v for k, v in trial.varied})
+                     {k: v for k, v in trial.varied}, memory.total)
+
+
+def gpu_memory_here() -> float | None:
+    """Each GPU's memory in bytes: this machine's first GPU, else the newest GPU machine profile's; None when
+    neither says."""
+    import torch
+
+    if torch.cuda.is_available():
+        return float(torch.cuda.get_device_properties(0).total_memory)
+    from resnet_core.machine_profile import find_profile
+
+    return (find_profile() or {}).get("gpu_memory_bytes")
+
+
+def check_fits(sweep: SweepSpec, trials: tuple[TrialPlan, ...], gpu_memory: float) -> None:
+    """Refuse (exit 2) a trial whose peak training memory exceeds the share of a GPU it will get."""
+    share = 1.0 if sweep.resources.worker_gpu is None else sweep.resources.worker_gpu
+    if not share:
+        return
+    for t in trials:
+        if t.peak_memory_bytes > share * gpu_memory:
+            per = f" per worker ({sweep.resources.workers} workers)" if sweep.resources.workers > 1 else ""
+            raise CliError(f"sweep {sweep.name}: trial {t.name} ({t.model}, optim.batch_size {t.batch_size}) needs "
+                           f"about {t.peak_memory_bytes / 2**30:.1f} GiB at its peak{per}, more than the "
+                           f"{share * gpu_memory / 2**30:.1f} GiB it gets (resources.gpu {share:g} of a "
+                           f"{gpu_memory / 2**30:.1f} GiB GPU): lower optim.batch_size (and optim.lr in proportion), "
+                           "use runtime.precision bf16, or give it more of a GPU")
 
 
 def macs_per_sec(macs: int, throughput: Throughput) -> float:
@@ -192,13 +244,20 @@ def macs_per_sec(macs: int, throughput: Throughput) -> float:
     return math.exp(math.log(small_rate) + x * (math.log(large_rate) - math.log(small_rate)))
 
 
-def plan_sweep(sweep: SweepSpec, throughput: Throughput | None = None, device: Device | None = None) -> SweepPlan:
-    """Every trial's cost and estimated time. Without `throughput`, it is found for `device` (default: where
-    `run` would train here) after every trial has been checked, so bad input is refused before any calibration."""
+def plan_sweep(sweep: SweepSpec, throughput: Throughput | None = None, device: Device | None = None,
+               gpu_memory: float | None = None) -> SweepPlan:
+    """Every trial's cost, peak memory and estimated time. Without `throughput`, it is found for `device` (default:
+    where `run` would train here) after every trial has been checked, so bad input is refused before any
+    calibration. On a GPU, a trial that cannot fit in its share of `gpu_memory` bytes (default: this machine's GPU,
+    else the machine profile's) is refused (CliError)."""
     searched = sweep.search.kind == "optuna"
     trials = probe_trials(sweep) if searched else expand(sweep)  # a search's trials are known only as it runs
     throughput = throughput or throughput_for(sweep, device)
-    planned = tuple(plan_trial(i, t, throughput) for i, t in enumerate(trials))
+    planned = tuple(plan_trial(i, t, throughput, sweep.resources.workers) for i, t in enumerate(trials))
+    if throughput.device == "gpu":
+        gpu_memory = gpu_memory or gpu_memory_here()
+        if gpu_memory:
+            check_fits(sweep, planned, gpu_memory)
     total = sum(t.est_seconds for t in planned)
     if searched:  # num_samples trials, each costing about what the space's ends cost on average (ASHA: less)
         total *= sweep.search.num_samples / len(planned)
@@ -211,7 +270,7 @@ def plan_sweep(sweep: SweepSpec, throughput: Throughput | None = None, device: D
                      {"cpu": sweep.resources.cpu, "gpu": sweep.resources.worker_gpu,
                       "workers": sweep.resources.workers}, sweep.scheduler.kind, sweep.search.kind,
                      throughput.device, total, wall, throughput.images_per_sec, throughput.source,
-                     throughput.measured)
+                     throughput.measured, gpu_memory if throughput.device == "gpu" else None)
 
 
 def human_seconds(seconds: float) -> str:

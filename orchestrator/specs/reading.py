@@ -13,8 +13,8 @@ from typing import Any, Mapping, Sequence
 
 from orchestrator.contract import REPORT_NAMES
 from orchestrator.specs.expansion import expand
-from orchestrator.specs.sweep import (NAME_PATTERN, SWEEP_KEYS, Dimension, Override, ResourceSpec, SchedulerSpec,
-                                      SearchSpec, SweepSpec)
+from orchestrator.specs.sweep import (NAME_PATTERN, PBT_KEYS, SWEEP_KEYS, Dimension, Override, ResourceSpec,
+                                      SchedulerSpec, SearchSpec, SweepSpec, TrackingSpec)
 from orchestrator.specs.yamlsource import YamlSource, where
 from resnet_core.spec import TrialSpec
 from resnet_core.specio import SpecError, check_key_path, from_dict, parse_set_item, set_path
@@ -68,14 +68,20 @@ def sweep_from_dict(data: Mapping[str, Any], source: Source = None) -> SweepSpec
     grid = _grid(data.get("grid"), source)
     overrides = _overrides(data.get("overrides"), source)
     seeds = _top_seeds(data.get("seeds", [0]), grid, source)
-    resources, scheduler, search = _running(data, source)
+    resources, scheduler, search, tracking = _running(data, source)
     search = _with_space(search, data.get("search"), grid, seeds, source)
+    scheduler = _with_mutations(scheduler, data.get("scheduler"), _Running(resources, scheduler, search), grid, seeds,
+                                base, source)
     max_concurrent, max_failures = _limits(data, source)
     sweep = SweepSpec(name=name, base=base, experiment=experiment, description=description, grid=grid,
                       overrides=overrides, seeds=seeds, resources=resources, scheduler=scheduler, search=search,
-                      max_concurrent=max_concurrent, max_failures=max_failures,
+                      tracking=tracking, max_concurrent=max_concurrent, max_failures=max_failures,
                       report=_report(data.get("report"), source), base_given=base_given)
-    expand(sweep, source)  # every trial must build: bad grid values and overrides fail here, before anything runs
+    trials = expand(sweep, source)  # every trial must build: bad grid values and overrides fail here, not later
+    unsplit = [t for t in trials if not t.spec.data.val_split]
+    if tracking.models == "best" and unsplit:
+        raise _fail(source, "tracking.models", "best", f"final or none: trial {unsplit[0].name} has no validation "
+                    "split to pick its best checkpoint by (set data.val_split)")
     return sweep
 
 
@@ -199,27 +205,28 @@ def _top_seeds(seeds: Any, grid: Grid, source: Source) -> tuple[int, ...]:
 
 @dataclasses.dataclass(frozen=True)
 class _Running:
-    """How the trials run: the three parts of a sweep that the spec converter builds, in one call."""
+    """How the trials run and what MLflow keeps: the parts of a sweep that the spec converter builds in one call."""
 
     resources: ResourceSpec
     scheduler: SchedulerSpec
     search: SearchSpec
+    tracking: TrackingSpec = dataclasses.field(default_factory=TrackingSpec)
 
 
-def _running(data: Mapping[str, Any], source: Source) -> tuple[ResourceSpec, SchedulerSpec, SearchSpec]:
-    """resources, scheduler and search (its space aside); `scheduler: asha` is short for `{kind: asha}`."""
-    given = {key: data.get(key) for key in ("resources", "scheduler", "search")}
+def _running(data: Mapping[str, Any], source: Source) -> tuple[ResourceSpec, SchedulerSpec, SearchSpec, TrackingSpec]:
+    """resources, scheduler, search (its space aside), tracking; `scheduler: asha` is short for `{kind: asha}`."""
+    given = {key: data.get(key) for key in ("resources", "scheduler", "search", "tracking")}
     for key in ("scheduler", "search"):
         if isinstance(given[key], str):
             given[key] = {"kind": given[key]}
-    search = given["search"]
-    if isinstance(search, Mapping) and "space" in search:  # trial key paths, not SearchSpec's: _with_space's
-        given["search"] = {k: v for k, v in search.items() if k != "space"}
+    for key, paths in (("search", "space"), ("scheduler", "mutations")):  # trial key paths: _with_space's, ...
+        if isinstance(given[key], Mapping) and paths in given[key]:
+            given[key] = {k: v for k, v in given[key].items() if k != paths}
     try:
         parts = from_dict(_Running, given)
     except SpecError as err:
         raise err.in_file(where(source, err.key_path, "<sweep>"))
-    return parts.resources, parts.scheduler, parts.search
+    return parts.resources, parts.scheduler, parts.search, parts.tracking
 
 
 def _with_space(search: SearchSpec, given: Any, grid: Grid, seeds: tuple[int, ...], source: Source) -> SearchSpec:
@@ -241,16 +248,44 @@ def _with_space(search: SearchSpec, given: Any, grid: Grid, seeds: tuple[int, ..
     return dataclasses.replace(search, space=space)
 
 
-def _space(space: Any, source: Source) -> tuple[Dimension, ...]:
+def _with_mutations(scheduler: SchedulerSpec, given: Any, running: _Running, grid: Grid, seeds: tuple[int, ...],
+                    base: TrialSpec, source: Source) -> SchedulerSpec:
+    """`scheduler.mutations`: required by pbt, refused otherwise. A PBT population shares its model and seed (a
+    trial continues another's weights), and PBT's learning rates are the schedule, so no milestones under them."""
+    written = given.get("mutations") if isinstance(given, Mapping) else None
+    mutations = _space(written, source, "scheduler.mutations")
+    if scheduler.kind != "pbt" or not mutations:
+        if scheduler.kind == "pbt" or mutations:
+            raise _fail(source, "scheduler.mutations", written, f"mutations with scheduler.kind pbt only: a "
+                        f"mapping of {', '.join(PBT_KEYS)} -> {_SPACE_FORMS} or {{choice: [values]}}")
+        return scheduler
+    model_keys = [key for key, _ in grid if key.startswith("model.")]
+    refusals = [(f"scheduler.mutations.{d.key}", d.key, f"one of {', '.join(PBT_KEYS)} (what a running trial "
+                 "can change)") for d in mutations if d.key not in PBT_KEYS]
+    refusals += [("search.kind", running.search.kind, "grid or random with pbt (the population is the sweep's "
+                  "trials)")] if running.search.kind == "optuna" else []
+    refusals += [("seeds", list(seeds), "one seed with pbt (a trial continues another's weights)")] * (len(seeds) > 1)
+    refusals += [(f"grid.{key}", dict(grid)[key], "no model key in the grid with pbt (a trial continues another's "
+                  "weights)") for key in model_keys]
+    refusals += [("resources.workers", running.resources.workers, "1 with pbt")] * (running.resources.workers > 1)
+    if base.optim.milestones and any(d.key == "optim.lr" for d in mutations):
+        refusals.append(("base.optim.milestones", list(base.optim.milestones), "[] with pbt mutating optim.lr (the "
+                         "learning rates PBT chooses are the schedule)"))
+    if refusals:
+        raise _fail(source, *refusals[0])
+    return dataclasses.replace(scheduler, mutations=mutations)
+
+
+def _space(space: Any, source: Source, at: str = "search.space") -> tuple[Dimension, ...]:
     if space is None:
         return ()
     if not isinstance(space, Mapping):
-        raise _fail(source, "search.space", space, "a mapping of trial key path -> distribution")
-    return tuple(_dimension(str(key), given, source) for key, given in space.items())
+        raise _fail(source, at, space, "a mapping of trial key path -> distribution")
+    return tuple(_dimension(str(key), given, source, at) for key, given in space.items())
 
 
-def _dimension(key: str, given: Any, source: Source) -> Dimension:
-    at = f"search.space.{key}"
+def _dimension(key: str, given: Any, source: Source, under: str) -> Dimension:
+    at = f"{under}.{key}"
     _check_trial_key(key, at, source)
     if not isinstance(given, Mapping) or len(given) != 1:
         raise _fail(source, at, given, f"one of {_SPACE_FORMS}, {{choice: [values]}}")

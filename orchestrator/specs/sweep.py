@@ -33,14 +33,18 @@ class ResourceSpec:
     """
 
     cpu: float = 1.0
-    gpu: float | None = None  # None: 1 when the cluster has GPUs, else 0; a GPU-less cluster runs trials on CPU
+    gpu: float | Literal["auto"] | None = None  # None: 1 when the cluster has GPUs, else 0; a GPU-less cluster
+    # runs trials on CPU; auto: as many trials per GPU as the machine profile says pay off and fit in its memory
     workers: int = 1
     gpu_per_worker: float | None = None  # with workers > 1, instead of gpu; None: as gpu
 
     def __post_init__(self) -> None:
         if self.cpu <= 0:
             raise SpecError("cpu", self.cpu, "a positive number of CPUs (fractions allowed)")
-        if self.gpu is not None and self.gpu < 0:
+        if self.gpu == "auto" and (self.workers > 1 or self.gpu_per_worker is not None):
+            raise SpecError("gpu", self.gpu, "a number of GPUs with data-parallel workers (auto packs trials of "
+                                             "one process each)")
+        if isinstance(self.gpu, float) and self.gpu < 0:
             raise SpecError("gpu", self.gpu, "0 or a positive number of GPUs (fractions allowed, e.g. 0.25)")
         if not 1 <= self.workers <= MAX_WORKERS:
             raise SpecError("workers", self.workers, f"a whole number of data-parallel workers, 1 to {MAX_WORKERS}")
@@ -53,20 +57,34 @@ class ResourceSpec:
 
     @property
     def worker_gpu(self) -> float | None:
-        """GPUs per worker (per trial when workers is 1); None: decided by the cluster."""
+        """GPUs per worker (per trial when workers is 1); None: decided by the cluster (and for `auto`, by the
+        machine profile: running/resources.py)."""
+        if self.gpu == "auto":
+            return None
         return self.gpu_per_worker if self.gpu_per_worker is not None else self.gpu
+
+
+# What population-based training may change in a running trial: values the optimizer takes at any step. The
+# model, data and schedule length stay those of the checkpoint the trial continues from.
+PBT_KEYS = ("optim.lr", "optim.momentum", "optim.weight_decay")
 
 
 @dataclass(frozen=True)
 class SchedulerSpec:
-    """FIFO runs every trial to the end (reproductions); ASHA stops poor ones early (users' own HPO)."""
+    """FIFO runs every trial to the end (reproductions); ASHA stops poor ones early (users' own HPO); PBT trains
+    the trials as a population: every `perturbation_interval` epochs the worst quarter continue from a checkpoint
+    of the best quarter with `mutations` applied (Ray Tune's PopulationBasedTraining, synchronous rounds)."""
 
-    kind: Literal["fifo", "asha"] = "fifo"
+    kind: Literal["fifo", "asha", "pbt"] = "fifo"
     metric: str = "test_error"  # a key of the per-epoch metrics; errors are fractions
     mode: Literal["min", "max"] = "min"
     grace_period: int = 1  # epochs every trial gets before ASHA may stop it
     reduction_factor: float = 3.0
     max_t: int | None = None  # epochs; None: the longest trial's epochs
+    perturbation_interval: int = 4  # pbt: epochs between rounds of exploit and explore
+    quantile_fraction: float = 0.25  # pbt: the share of the population that exploits, and that is exploited
+    resample_probability: float = 0.25  # pbt: chance a mutated value is drawn anew rather than scaled by 0.8/1.2
+    mutations: tuple[Dimension, ...] = ()  # pbt only; read from `scheduler.mutations` by the sweep's reader
 
     def __post_init__(self) -> None:
         if self.grace_period < 1:
@@ -75,6 +93,19 @@ class SchedulerSpec:
             raise SpecError("reduction_factor", self.reduction_factor, "a number > 1")
         if self.max_t is not None and self.max_t < 1:
             raise SpecError("max_t", self.max_t, "a whole number of epochs >= 1")
+        if self.perturbation_interval < 1:
+            raise SpecError("perturbation_interval", self.perturbation_interval, "a whole number of epochs >= 1")
+        if not 0 < self.quantile_fraction <= 0.5:
+            raise SpecError("quantile_fraction", self.quantile_fraction, "a fraction above 0 and at most 0.5")
+        if not 0 <= self.resample_probability <= 1:
+            raise SpecError("resample_probability", self.resample_probability, "a probability from 0 to 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        """As a sweep file writes it; PBT's settings only for kind pbt (a FIFO sweep's record stays as it was)."""
+        pbt = ("perturbation_interval", "quantile_fraction", "resample_probability")
+        out = {k: plain(v) for k, v in dataclasses.asdict(self).items()
+               if k != "mutations" and (self.kind == "pbt" or k not in pbt)}
+        return {**out, "mutations": {d.key: d.to_dict() for d in self.mutations}} if self.kind == "pbt" else out
 
 
 @dataclass(frozen=True)
@@ -116,6 +147,14 @@ class SearchSpec:
 
 
 @dataclass(frozen=True)
+class TrackingSpec:
+    """What MLflow keeps beyond the metrics. models: each finished trial's `final` weights as an MLflow model;
+    `best` also its checkpoint of lowest validation error (needs data.val_split); `none` no model."""
+
+    models: Literal["final", "best", "none"] = "final"
+
+
+@dataclass(frozen=True)
 class Override:
     """Conditional settings: trials whose resolved values match every `when` entry get `set` applied."""
 
@@ -135,6 +174,7 @@ class SweepSpec:
     resources: ResourceSpec = field(default_factory=ResourceSpec)
     scheduler: SchedulerSpec = field(default_factory=SchedulerSpec)
     search: SearchSpec = field(default_factory=SearchSpec)
+    tracking: TrackingSpec = field(default_factory=TrackingSpec)
     max_concurrent: int | None = None  # None: as many as resources allow
     max_failures: int = 2  # retries of a crashed trial, each from its last checkpoint
     report: tuple[str, ...] = ()  # which paper tables/figures `resnet-sweep report` rebuilds
@@ -155,8 +195,9 @@ class SweepSpec:
             "overrides": [{"when": plain(dict(o.when)), "set": plain(dict(o.set))} for o in self.overrides],
             "seeds": list(self.seeds),
             "resources": to_dict(self.resources),
-            "scheduler": to_dict(self.scheduler),
+            "scheduler": self.scheduler.to_dict(),
             "search": self.search.to_dict(),
+            "tracking": to_dict(self.tracking),
             "max_concurrent": self.max_concurrent,
             "max_failures": self.max_failures,
             "report": list(self.report),

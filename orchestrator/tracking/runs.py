@@ -1,4 +1,5 @@
-"""The MLflow client, and the one query for a launch's trial runs that the writer and the report reader share.
+"""The MLflow client, and the queries the writer, the report reader and `register` share: a sweep's latest launch
+(its parent run) and a launch's trial runs.
 
 A sweep of thousands of trials is read whole: the query pages through MLflow's results with its page token instead
 of trusting one page's limit to be large enough.
@@ -8,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from orchestrator.contract import PARENT, ROLE, TRIAL_ROLE
+from orchestrator.contract import PARENT, ROLE, SWEEP, SWEEP_ROLE, TRIAL_ROLE
 
 PAGE_SIZE = 1000  # runs per search_runs request: MLflow's own default page
 
@@ -35,3 +36,20 @@ def child_runs(client: Any, experiment_ids: list[str], parent_run_id: str) -> li
         token = page.token
         if not token:
             return runs
+
+
+def latest_parent(client: Any, name: str) -> Any | None:
+    """The parent run of sweep `name`'s latest launch (None: the store has none), found by its sweep tag: in the
+    experiment named like the sweep first, then in any (a sweep logged under another experiment name)."""
+    query = f"tags.`{ROLE}` = '{SWEEP_ROLE}' AND tags.`{SWEEP}` = '{name}'"
+    experiment = client.get_experiment_by_name(name)
+    ids = [experiment.experiment_id] if experiment is not None else []
+    ids += [e.experiment_id for e in client.search_experiments() if e.experiment_id not in ids]
+    for experiment_ids in ([ids[0]] if ids else [], ids):
+        if not experiment_ids:
+            continue
+        runs = client.search_runs(experiment_ids, filter_string=query, max_results=1,
+                                  order_by=["attributes.start_time DESC"])
+        if runs:
+            return runs[0]
+    return None

@@ -457,7 +457,7 @@ SWEEP_FIELDS: dict[str, tuple[st.SearchStrategy, st.SearchStrategy]] = {
     "scheduler": (st.sampled_from([None, "fifo", "asha"]) | st.fixed_dictionaries(
                       {"kind": st.just("asha"), "grace_period": st.integers(1, 5),
                        "reduction_factor": st.floats(1.5, 4.0)}),
-                  st.one_of(_under(lambda v: {"kind": v}, "scheduler.kind", _not(_one_of("fifo", "asha"))),
+                  st.one_of(_under(lambda v: {"kind": v}, "scheduler.kind", _not(_one_of("fifo", "asha", "pbt"))),
                             _under(lambda v: {"grace_period": v}, "scheduler.grace_period", st.integers(max_value=0)),
                             _under(lambda v: {"reduction_factor": v}, "scheduler.reduction_factor",
                                    st.floats(-10, 1.0)))),

@@ -14,7 +14,8 @@ BOUND_MIB = 30  # the 200-trial bench grew ~12 MiB over its last 180 trials; a l
 
 
 def test_twenty_tiny_trials_all_logged_and_driver_memory_flat(tmp_path):
-    result = run_load(tmp_path, SEEDS, LRS, num_cpus=2, interval=0.25, timeout=600)
+    # No models: their export (test_mlflow_models.py) would be most of this test's time, not what it measures.
+    result = run_load(tmp_path, SEEDS, LRS, num_cpus=2, interval=0.25, timeout=600, models="none")
     report = "\n".join(summary(result, 2, BOUND_MIB))
     print(report)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
