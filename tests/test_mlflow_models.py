@@ -137,3 +137,38 @@ def test_a_data_sets_digest_follows_its_files_and_its_sizes_the_subset(tmp_path)
     assert split_sizes({"dataset": "cifar10", "train_limit": 1000, "test_limit": None}, {}) == {"train": 1000,
                                                                                                 "test": 10_000}
     assert split_sizes({"dataset": "imagenet"}, {}) == {"train": None, "test": None}  # folders not seen here
+
+
+@pytest.mark.slow  # a SQLite store's migrations and one torch.export: ~6 s
+def test_a_model_left_pending_by_a_killed_driver_is_completed_once(tmp_path):
+    """The driver died while logging a trial's model: the model exists PENDING, already linked to the run as its
+    output with its epoch's metrics. The next driver's sync makes it READY, with no second model or link."""
+    from mlflow import MlflowClient
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric
+
+    from orchestrator.specs.expansion import expand
+    from orchestrator.specs.reading import sweep_from_dict
+    from orchestrator.tracking.writer import Tracker
+    from resnet_core import yaml12
+
+    sweep = sweep_from_dict(yaml12.load(tiny_sweep("pending", iterations=8, milestones=(6,))))
+    trial = expand(sweep)[0]
+    info, uri, root = trial.to_dict(), f"sqlite:///{tmp_path / 'mlruns.db'}", tmp_path / "experiment"
+    parent = Tracker(uri).start_sweep("pending", sweep.name, sweep.to_dict(), 1, tags={})
+    record = trial_record.record_path(root, info)
+    trial_record.append(record, [trial_record.event("start", resumed_from_iteration=0),
+                                 trial_record.event("epoch", iteration=8, train_error=0.5, test_error=0.25)])
+    run = Tracker(uri).sync_trial(parent, root, info)  # the run with its epoch, the trial not yet finished
+    client = MlflowClient(uri)
+    experiment_id = client.get_run(parent).info.experiment_id
+    name = f"{info['name']}-final"
+    pending = client.create_logged_model(experiment_id, name=name, source_run_id=run.run_id)
+    client.log_outputs(run.run_id, [LoggedModelOutput(pending.model_id, 8)])
+    client.log_batch(run.run_id, metrics=[Metric("test_error", 0.25, 1, 8, model_id=pending.model_id)])
+    checkpoint_at(record.parent / "latest", trial.spec, 8)
+    trial_record.append(record, [trial_record.event("epoch", iteration=8, train_error=0.5, test_error=0.25,
+                                                    done=True)])
+    Tracker(uri).sync_trial(parent, root, info)
+    models = client.search_logged_models([experiment_id])
+    assert [(m.model_id, m.status) for m in models] == [(pending.model_id, LoggedModelStatus.READY)]
+    assert [o.model_id for o in client.get_run(run.run_id).outputs.model_outputs] == [pending.model_id]

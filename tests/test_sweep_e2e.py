@@ -205,8 +205,8 @@ def test_smoke_sweep_end_to_end(tmp_path, sweep_env):
     assert "the trials: http://127.0.0.1:5000/#/experiments/" in report.stdout
 
 
-# 2 iterations per epoch: 40 epochs a trial
-KILL_SWEEP = tiny_sweep("killed", train=16, test=16, batch=8, iterations=80, milestones=(60,), augment=False,
+# 2 iterations per epoch: 20 epochs a trial
+KILL_SWEEP = tiny_sweep("killed", train=16, test=16, batch=8, iterations=40, milestones=(30,), augment=False,
                         eval_batch=16) + """\
 grid:
   optim.lr: [0.1, 0.05, 0.02, 1000000.0]   # the last one diverges: recorded as such, not retried
@@ -284,7 +284,7 @@ def test_killed_driver_run_again_continues_the_launch(tmp_path, sweep_env):
     diverged = runs.pop("resnet8-A-lr1e+06-seed0")
     assert diverged.data.tags["resnet_sweeps.state"] == "diverged" and diverged.info.status == "FAILED"
     assert diverged.data.tags["resnet_sweeps.starts"] == "1"  # a diverged trial is not retried
-    assert 0 <= int(diverged.data.tags["resnet_sweeps.diverged_at_iteration"]) < 80
+    assert 0 <= int(diverged.data.tags["resnet_sweeps.diverged_at_iteration"]) < 40
     assert len(children(c, parent_id)) == 4 and set(runs) == {"resnet8-A-lr0.1-seed0", "resnet8-A-lr0.05-seed0",
                                                               "resnet8-A-lr0.02-seed0"}
     parents = c.search_runs([c.get_run(parent_id).info.experiment_id],
@@ -293,7 +293,7 @@ def test_killed_driver_run_again_continues_the_launch(tmp_path, sweep_env):
     for name, run in runs.items():
         assert run.data.tags["resnet_sweeps.state"] == "finished" and run.info.status == "FINISHED"
         steps = sorted(m.step for m in c.get_metric_history(run.info.run_id, "train_loss"))
-        assert steps == list(range(2, 81, 2)), name  # every epoch exactly once: no step twice, none lost
+        assert steps == list(range(2, 41, 2)), name  # every epoch exactly once: no step twice, none lost
     # one model per finished trial (the diverged one has none), whether it finished before the kill or after
     models = c.search_logged_models([c.get_run(parent_id).info.experiment_id])
     assert sorted(m.source_run_id for m in models) == sorted(r.info.run_id for r in runs.values())
@@ -305,5 +305,5 @@ def test_killed_driver_run_again_continues_the_launch(tmp_path, sweep_env):
         if not history.done:  # under way at the kill: continued from its checkpoint, at least where its record was
             tags = runs[name].data.tags
             assert tags["resnet_sweeps.starts"] == "2", name
-            assert history.last_iteration <= int(tags["resnet_sweeps.resumed_from_iteration"]) < 80, name
+            assert history.last_iteration <= int(tags["resnet_sweeps.resumed_from_iteration"]) < 40, name
     assert any(not history.done for history in at_kill.values())  # the kill came mid-trial

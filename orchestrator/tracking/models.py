@@ -99,7 +99,10 @@ def log_model(client: Any, experiment_id: str, run_id: str, trial: dict[str, Any
                     "data.dataset": spec["data"]["dataset"], "seed": str(spec["seed"]), "iteration": str(step)})
         _stamp(Path(tmp) / "model", model.model_id, run_id)
         client.log_model_artifacts(model.model_id, str(Path(tmp) / "model"))
-    client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step)])
+    outputs = client.get_run(run_id).outputs if found is not None else None
+    if outputs is None or all(o.model_id != model.model_id for o in outputs.model_outputs):
+        # A driver killed after this, before the model was READY, left it linked: MLflow refuses a second link.
+        client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step)])
     linked = []
     for m in metrics.get(step, []):
         dataset = dataset_of(inputs, m.key) or (None, None)

@@ -25,8 +25,8 @@ pytestmark = [
     pytest.mark.xdist_group("cluster"),  # one pytest-xdist worker runs every test of the session's `cluster`
 ]
 
-PLAN = Plan(trials=4, epochs=6, kills={"trial": 1, "node": 1, "mlflow": 1, "driver": 1}, seed=3,
-            gap_s=(1.0, 2.5), down_s=(1.5, 3.0), timeout_s=400)
+PLAN = Plan(trials=4, epochs=5, per_epoch=4, kills={"trial": 1, "node": 1, "mlflow": 1, "driver": 1}, seed=3,
+            gap_s=(0.5, 1.5), down_s=(1.0, 2.0), timeout_s=400)
 
 
 def test_one_kill_of_each_kind_changes_nothing_a_user_sees(cluster):
