@@ -105,13 +105,13 @@ def test_imagenet_folders_are_checked_without_decoding(tmp_path):
 
 
 # The first trial holds out more images than there are: a spec error that only its data reveals, inside the
-# worker. The second runs long enough (100 epochs of 2 iterations) to be interrupted mid-way.
+# worker. The second runs long enough (30 epochs of 2 iterations) to be interrupted mid-way.
 FIRST_SWEEP = """
 name: first
 base:
   model: {family: cifar, depth: 8}
   data: {dataset: synthetic, synthetic_train: 16, synthetic_test: 16, augment: false}
-  optim: {batch_size: 8, iterations: 200, milestones: [150]}
+  optim: {batch_size: 8, iterations: 60, milestones: [45]}
   runtime: {device: cpu, eval_batch_size: 16}
 grid:
   data.dataset: [cifar10, synthetic]
@@ -172,7 +172,7 @@ def test_failed_trial_is_not_retried_and_ctrl_c_then_resume_finishes(tmp_path):
     assert "data.val_split: got 100" in bad.data.tags["resnet_sweeps.error"]
     assert good.data.tags["resnet_sweeps.state"] == "finished"
     steps = sorted(m.step for m in c.get_metric_history(good.info.run_id, "train_loss"))
-    assert steps == list(range(2, 201, 2))  # every epoch exactly once across the interrupt
+    assert steps == list(range(2, 61, 2))  # every epoch exactly once across the interrupt
 
     shown = resnet_sweep("status", "first", cwd=tmp_path, env=env)
     assert f"failed: {failed['name']}: SpecError: data.val_split: got 100" in shown.stdout
