@@ -31,9 +31,9 @@ def unfinished_launch(sweep: SweepSpec, storage: str) -> state.SweepRecord | Non
     if sweep_dict != sweep.to_dict():
         return None
     if record.records_root and not Path(record.records_root).is_dir():  # object storage, another machine's
-        local = state.sweep_dir(record.name) / record.experiment_path.rstrip("/").rpartition("/")[2]
-        trial_record.fetch_mirrored(record.experiment_path, local)
-        record.records_root = str(local)
+        records_here = state.sweep_dir(record.name) / record.experiment_path.rstrip("/").rpartition("/")[2]
+        trial_record.fetch_mirrored(record.experiment_path, records_here)
+        record.records_root = str(records_here)
     if not _trials_left(record):
         return None
     if record.effective_state() == "running":  # its driver lives on this machine
