@@ -143,7 +143,7 @@ def save(record: SweepRecord, sweep_dict: dict[str, Any] | None = None) -> None:
         if sweep_text is not None:
             storage_files.write_text(f"{stored}/sweep.yaml", sweep_text)
         storage_files.write_text(f"{stored}/record.json", record_text)
-    except OSError as err:  # the local record stands; only a driver on another machine would miss this one
+    except (OSError, ValueError) as err:  # the local record stands; only a driver elsewhere would miss this one
         print(f"warning: could not write the launch's record to its storage ({stored}): {err}", file=sys.stderr)
 
 
@@ -160,7 +160,7 @@ def find_stored(storage: str, name: str) -> tuple[SweepRecord, dict[str, Any]] |
         return record, yaml12.load(storage_files.read_text(f"{stored}/sweep.yaml"))
     except FileNotFoundError:
         return None
-    except (ValueError, TypeError) as err:
+    except (OSError, ValueError, TypeError) as err:
         print(f"note: ignoring the unreadable launch record in {stored}: {err}", file=sys.stderr)
         return None
 
