@@ -111,7 +111,9 @@ def stage_environment(cfg: Config, rec: Recorder) -> None:
         rec.put("capability", f"{props.major}.{props.minor}")
         rec.put("cuda", torch.version.cuda)
         rec.put("cudnn", torch.backends.cudnn.version())
-        rec.put("bf16", torch.cuda.is_bf16_supported())
+        from resnet_core.runtime import native_bf16  # the rule precision: auto follows, not torch's emulation
+
+        rec.put("bf16", native_bf16(torch.device("cuda", 0)))
     if shutil.which("nvidia-smi"):
         out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total,clocks.max.sm",
                               "--format=csv,noheader"], capture_output=True, text=True, timeout=15)
