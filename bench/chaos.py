@@ -237,8 +237,8 @@ def compare(cluster: LoopbackCluster, plan: Plan, sweep_file: Path, name: str) -
             "child_runs_per_trial": set(by_id[t.id] for t in trials), "epochs_missing": missing,
             "epochs_duplicated": duplicated, "trials_differing": differing, "restarts_behind": behind,
             "experiment_dirs": len(experiment_dirs),
-            "restarts": sum(_starts(experiment_dir / trial_dirname(t.to_dict()) / "metrics.jsonl") - 1
-                            for t in trials)}
+            "restarts": sum(len(_read_record(experiment_dir / trial_dirname(t.to_dict()) / "metrics.jsonl").starts)
+                            - 1 for t in trials)}
 
 
 def _read_record(record: Path) -> Any:
@@ -251,10 +251,6 @@ def _events(record: Path) -> list[dict[str, Any]]:
     import json
 
     return [json.loads(line) for line in record.read_text().splitlines() if line.strip()]
-
-
-def _starts(record: Path) -> int:
-    return sum(e["event"] == "start" for e in _events(record)) if record.is_file() else 0
 
 
 def _restarts_behind(record: Path) -> str | None:

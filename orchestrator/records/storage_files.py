@@ -44,6 +44,19 @@ def read_text(location: str) -> str:
         return stream.read().decode()
 
 
+def remove(location: str) -> None:
+    """Delete the file; one already gone is no error."""
+    path = local_path(location)
+    if path is not None:
+        path.unlink(missing_ok=True)
+        return
+    import pyarrow.fs
+
+    fs, key = pyarrow.fs.FileSystem.from_uri(location)
+    if fs.get_file_info(key).type != pyarrow.fs.FileType.NotFound:
+        fs.delete_file(key)
+
+
 def files_named(folder: str, name: str) -> list[str]:
     """Locations of the files called `name` one level below `folder` (each trial's directory), sorted."""
     import pyarrow.fs

@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -110,26 +109,17 @@ def tracking(tracking_uri: str | None) -> Check:
 def storage(location: str | None, joined: bool) -> Check:
     """Writable here (a marker written and removed), and on a cluster visible from every node."""
     from orchestrator.errors import CliError
+    from orchestrator.records import storage_files
     from orchestrator.records.state import default_storage
-    from orchestrator.running.cluster import REMOTE_SCHEMES, check_shared_storage
+    from orchestrator.running.cluster import check_shared_storage
 
     where = location or str(default_storage())
     try:
-        if where.startswith(REMOTE_SCHEMES):
-            from pyarrow import fs
-
-            filesystem, path = fs.FileSystem.from_uri(where)
-            marker = f"{path.rstrip('/')}/.doctor-{uuid.uuid4().hex}"
-            with filesystem.open_output_stream(marker) as f:
-                f.write(b"resnet-sweep doctor\n")
-            filesystem.delete_file(marker)
-        else:
-            root = Path(where.removeprefix("file://")).expanduser()
-            root.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=root, prefix=".doctor-"):
-                pass
-            if joined:
-                check_shared_storage(where)
+        marker = f"{where.rstrip('/')}/.doctor-{uuid.uuid4().hex}"
+        storage_files.write_text(marker, "resnet-sweep doctor\n")  # as the launch writes its record there
+        storage_files.remove(marker)
+        if joined:
+            check_shared_storage(where)  # a no-op for object storage, which every node reaches
     except (OSError, CliError) as err:
         return Check("storage", FAILED, f"{where}: {err}")
     return Check("storage", OK, f"{where}: writable" + (", seen by every node" if joined else ""))
